@@ -1,0 +1,43 @@
+"""`advlm` command line: one module per subcommand; bad input exits 2 with a one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from advlm.errors import AdvlmError
+
+SUBCOMMANDS = ("train", "eval", "list")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    from advlm._version import __version__
+    from advlm.cli import eval as eval_cmd
+    from advlm.cli import list as list_cmd
+    from advlm.cli import train as train_cmd
+
+    parser = argparse.ArgumentParser(prog="advlm", description="Adversarial fine-tuning of language models.")
+    parser.add_argument("--version", action="version", version=f"advlm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    train_cmd.add_parser(sub, argv)
+    eval_cmd.add_parser(sub)
+    list_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        args = build_parser(argv).parse_args(argv)
+        return int(args.func(args) or 0)
+    except AdvlmError as e:
+        print(f"advlm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("advlm: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,36 @@
+"""Shared command-line pieces: flags made from dataclass fields, and printing a metrics table."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+
+
+def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
+    """One `--name` flag per field, typed by its default; help from `metadata["help"]`; unset = absent."""
+    for f in fields:
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if isinstance(f.default, bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            kind = type(f.default) if f.default is not None else str
+            group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+                               choices=f.metadata.get("choices"), help=help_text)
+
+
+def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = None) -> str:
+    """A plain aligned text table; floats with 4 decimals."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+
+    def cell(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(x.ljust(w) for x, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(b) for b in body)])

@@ -1,0 +1,92 @@
+"""The only place that touches model internals: the word-embedding lookup, position ids, unwrapping.
+
+Every method perturbs the output of `get_input_embeddings()(input_ids)` and calls the model with
+`inputs_embeds=` (REFERENCE.md section 1); position/type embeddings, LayerNorm and dropout are then applied by
+the model itself, so a zero perturbation reproduces the `input_ids` path exactly. RoBERTa-family models number
+positions from the padding in `input_ids`, which `inputs_embeds` hides; we compute those ids ourselves.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from advlm.errors import AdvlmError
+
+MODEL_INPUTS = ("attention_mask", "token_type_ids", "labels", "position_ids")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under DistributedDataParallel / accelerate / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def word_embeddings(model: nn.Module) -> nn.Embedding:
+    from advlm.modeling import check_input_embeddings
+
+    return check_input_embeddings(unwrap(model))
+
+
+def check_accepts_inputs_embeds(model: nn.Module) -> None:
+    """Methods feed `inputs_embeds`; refuse a model whose forward cannot take them, before any training."""
+    word_embeddings(model)
+    params = inspect.signature(unwrap(model).forward).parameters
+    if "inputs_embeds" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise AdvlmError(
+            f"{type(unwrap(model)).__name__}.forward does not accept inputs_embeds; adversarial methods perturb "
+            "the word embeddings and need a model that takes them (BERT, RoBERTa, ELECTRA, DeBERTa, ...)"
+        )
+
+
+def embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The word-embedding lookup (B x T x H), recomputed per pass so the table gets every pass's gradient."""
+    return word_embeddings(model)(input_ids)
+
+
+def token_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """1.0 at real tokens, 0.0 at padding, shape B x T (float, for masking deltas)."""
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return torch.ones_like(batch["input_ids"], dtype=torch.float)
+    return mask.float()
+
+
+def _padding_position_module(model: nn.Module) -> nn.Module | None:
+    for module in unwrap(model).modules():
+        if hasattr(module, "create_position_ids_from_input_ids") and hasattr(module, "padding_idx"):
+            return module
+    return None
+
+
+def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
+    """Position ids as the model would derive them from `input_ids` (RoBERTa family), else None."""
+    module = _padding_position_module(model)
+    if module is None:
+        return None
+    return module.create_position_ids_from_input_ids(input_ids, module.padding_idx)
+
+
+def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: torch.Tensor) -> dict:
+    """The model's keyword arguments with `inputs_embeds` in place of `input_ids`."""
+    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    inputs["inputs_embeds"] = embeds
+    if "position_ids" not in inputs:
+        pos = position_ids(model, batch["input_ids"])
+        if pos is not None:
+            inputs["position_ids"] = pos
+    return inputs
+
+
+def forward_embeds(model: nn.Module, batch: Mapping[str, torch.Tensor], delta: torch.Tensor | None = None):
+    """Forward with the word embeddings plus `delta` (zero where None); returns the model's output."""
+    embeds = embed(model, batch["input_ids"])
+    if delta is not None:
+        embeds = embeds + delta.to(embeds.dtype)
+    return model(**model_inputs(model, batch, embeds))

@@ -1,0 +1,26 @@
+"""Plain fine-tuning: one forward and one backward on the clean batch (the baseline every table starts with)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from advlm.methods.base import AdversarialMethod, Backward, StepOutput, default_backward
+from advlm.methods.registry import register
+
+
+@register("vanilla")
+@dataclass
+class Vanilla(AdversarialMethod):
+    """Standard fine-tuning. Cost: 1 forward + 1 backward. Feeds `input_ids` as is (no embedding access)."""
+
+    passes = 1.0
+    uses_embeddings = False
+
+    def step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward | None = None) -> StepOutput:
+        out = model(**batch)
+        (backward or default_backward)(out.loss)
+        return StepOutput(out.loss.detach(), out.logits.detach())

