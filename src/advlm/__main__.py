@@ -1,0 +1,5 @@
+import sys
+
+from advlm.cli import main
+
+sys.exit(main())
