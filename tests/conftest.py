@@ -26,8 +26,15 @@ def tokenizer():
 
 
 def tiny_bert_config(**overrides) -> BertConfig:
-    settings = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=128, num_labels=2)
+    settings = dict(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
     settings.update(overrides)
     return BertConfig(**settings)
 

@@ -6,8 +6,19 @@ from advlm.config import TrainConfig
 from advlm.training import run_training
 
 model, data_dir, out, batch_size, method = sys.argv[1:6]
-cfg = TrainConfig(task="rte", method=method, model=model, data_dir=data_dir, output_dir=out, epochs=1,
-                  batch_size=int(batch_size), max_train_samples=32, max_eval_samples=16, lr=1e-3, seed=0,
-                  progress=False)
+cfg = TrainConfig(
+    task="rte",
+    method=method,
+    model=model,
+    data_dir=data_dir,
+    output_dir=out,
+    epochs=1,
+    batch_size=int(batch_size),
+    max_train_samples=32,
+    max_eval_samples=16,
+    lr=1e-3,
+    seed=0,
+    progress=False,
+)
 # sequential order: the two ranks' halves of each global batch are exactly the 1-process batch
 run_training(cfg, train_sampling_strategy="sequential")

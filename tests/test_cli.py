@@ -15,9 +15,29 @@ from advlm.cli import main
 
 def _train(tmp_path, glue_dir, model, *extra):
     out = tmp_path / "run"
-    code = main(["train", "--task", "rte", "--model", str(model), "--data-dir", str(glue_dir),
-                 "--max-train-samples", "16", "--max-eval-samples", "16", "--epochs", "1", "--batch-size", "8",
-                 "--no-progress", "--output-dir", str(out), *extra])
+    code = main(
+        [
+            "train",
+            "--task",
+            "rte",
+            "--model",
+            str(model),
+            "--data-dir",
+            str(glue_dir),
+            "--max-train-samples",
+            "16",
+            "--max-eval-samples",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-progress",
+            "--output-dir",
+            str(out),
+            *extra,
+        ]
+    )
     return code, out
 
 
@@ -32,8 +52,24 @@ def test_train_writes_model_config_and_metrics(tmp_path, glue_dir, tiny_model_di
     assert not list(out.glob("checkpoint-*"))  # the best checkpoint became the run's model
     assert "accuracy" in capsys.readouterr().out
     # the run directory evaluates with `advlm eval` and scores what training reported
-    assert main(["eval", "--task", "rte", "--model", str(out), "--data-dir", str(glue_dir),
-                 "--max-eval-samples", "16", "--output", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--task",
+                "rte",
+                "--model",
+                str(out),
+                "--data-dir",
+                str(glue_dir),
+                "--max-eval-samples",
+                "16",
+                "--output",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     scored = json.loads((tmp_path / "e.json").read_text())["eval"]
     assert scored["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
 
@@ -84,8 +120,10 @@ def _bad_rte(tmp_path, content):
 
 BAD = {
     "missing data": (lambda p: ["--data-dir", str(p / "empty")], "does not exist"),
-    "wrong columns": (lambda p: _bad_rte(p, "index\tpremise\thypothesis\tlabel\n0\ta\tb\tentailment\n"),
-                      "missing column"),
+    "wrong columns": (
+        lambda p: _bad_rte(p, "index\tpremise\thypothesis\tlabel\n0\ta\tb\tentailment\n"),
+        "missing column",
+    ),
     "bad label": (lambda p: _bad_rte(p, "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n"), "not a rte label"),
     "empty file": (lambda p: _bad_rte(p, ""), "is empty"),
     "unknown task": (lambda p: ["--task", "glue10"], "unknown task"),
@@ -100,8 +138,22 @@ BAD = {
 def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, glue_dir, tiny_model_dir, capsys, case):
     make_args, message = BAD[case]
     out = tmp_path / "run"
-    args = ["train", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(glue_dir),
-            "--output-dir", str(out), "--max-train-samples", "8", "--epochs", "1", "--no-progress"]
+    args = [
+        "train",
+        "--task",
+        "rte",
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(glue_dir),
+        "--output-dir",
+        str(out),
+        "--max-train-samples",
+        "8",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
     code = main(args + make_args(tmp_path))
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -111,16 +163,42 @@ def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, glue_dir, tiny
 
 def test_model_without_input_embeddings_is_refused(tmp_path, glue_dir, no_embedding_model_dir, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--task", "rte", "--model", str(no_embedding_model_dir), "--data-dir", str(glue_dir),
-                 "--output-dir", str(out), "--max-train-samples", "8", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--task",
+            "rte",
+            "--model",
+            str(no_embedding_model_dir),
+            "--data-dir",
+            str(glue_dir),
+            "--output-dir",
+            str(out),
+            "--max-train-samples",
+            "8",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "no input word embeddings" in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_unreachable_hub_id_is_a_clear_error(tmp_path, glue_dir, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(["train", "--task", "rte", "--model", "some-org/not-cached-model", "--data-dir", str(glue_dir),
-                 "--output-dir", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--task",
+            "rte",
+            "--model",
+            "some-org/not-cached-model",
+            "--data-dir",
+            str(glue_dir),
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "not a local folder" in err and "--model" in err
 
@@ -132,7 +210,10 @@ def test_list_and_method_help(capsys):
 
 def test_console_script_exit_code(tmp_path):
     """The installed entry point, as a user runs it: a bad task exits 2 with one line on stderr."""
-    proc = subprocess.run([sys.executable, "-m", "advlm", "train", "--task", "nope", "--output-dir",
-                           str(tmp_path / "r")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advlm", "train", "--task", "nope", "--output-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("advlm: error: unknown task")
     assert torch.__version__  # the environment under test has torch importable

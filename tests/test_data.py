@@ -8,13 +8,19 @@ from advlm.data import TASKS, get_task, load_split, resolve_data_dir
 from advlm.errors import AdvlmError
 
 OFFICIAL = {
-    ("rte", "train"): 2490, ("rte", "dev"): 277,
-    ("mrpc", "train"): 3668, ("mrpc", "dev"): 408,
-    ("cola", "train"): 8551, ("cola", "dev"): 1043,
-    ("stsb", "train"): 5749, ("stsb", "dev"): 1500,
-    ("sst2", "train"): 67349, ("sst2", "dev"): 872,
+    ("rte", "train"): 2490,
+    ("rte", "dev"): 277,
+    ("mrpc", "train"): 3668,
+    ("mrpc", "dev"): 408,
+    ("cola", "train"): 8551,
+    ("cola", "dev"): 1043,
+    ("stsb", "train"): 5749,
+    ("stsb", "dev"): 1500,
+    ("sst2", "train"): 67349,
+    ("sst2", "dev"): 872,
     ("qnli", "dev"): 5463,
-    ("wnli", "train"): 635, ("wnli", "dev"): 71,
+    ("wnli", "train"): 635,
+    ("wnli", "dev"): 71,
 }
 
 
@@ -65,8 +71,10 @@ def test_mnli_qqp_and_ax_tsv_formats(tmp_path):
 
 
 def test_jsonl_and_csv_with_label_names_or_ids(tmp_path):
-    rows = [{"sentence1": "a", "sentence2": "b", "label": "not_entailment"},
-            {"sentence1": "c", "sentence2": "d", "label": 0}]
+    rows = [
+        {"sentence1": "a", "sentence2": "b", "label": "not_entailment"},
+        {"sentence1": "c", "sentence2": "d", "label": 0},
+    ]
     jsonl = _write(tmp_path / "rte.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     assert [ex.label for ex in load_split(get_task("rte"), "train", path=jsonl)] == [1, 0]
     csv = _write(tmp_path / "sst.csv", 'sentence,label\n"good, really",1\nbad,0\n')

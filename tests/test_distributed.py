@@ -31,8 +31,23 @@ def test_two_process_run_matches_one_process(tmp_path, glue_dir, tokenizer, meth
     tokenizer.save_pretrained(model_dir)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     _run([sys.executable, str(HELPER), str(model_dir), str(glue_dir), str(tmp_path / "one"), "8", method], env)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPER),
-          str(model_dir), str(glue_dir), str(tmp_path / "two"), "4", method], env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(HELPER),
+            str(model_dir),
+            str(glue_dir),
+            str(tmp_path / "two"),
+            "4",
+            method,
+        ],
+        env,
+    )
     one, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "two"))
     start = load_file(model_dir / "model.safetensors")
     moved = max((one[k] - start[k]).abs().max().item() for k in one)

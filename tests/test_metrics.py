@@ -32,7 +32,10 @@ def test_correlations_known_values():
 
 def test_task_metrics_use_argmax_and_the_official_set():
     logits = np.array([[0.1, 0.9], [2.0, -1.0], [0.0, 1.0]])
-    assert task_metrics(get_task("mrpc"), logits, [1, 0, 0]) == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(2 / 3)}
+    assert task_metrics(get_task("mrpc"), logits, [1, 0, 0]) == {
+        "accuracy": pytest.approx(2 / 3),
+        "f1": pytest.approx(2 / 3),
+    }
     assert set(task_metrics(get_task("cola"), logits, [1, 0, 1])) == {"mcc"}
     scores = task_metrics(get_task("stsb"), np.array([[1.0], [2.0], [3.0]]), [1.0, 2.5, 2.9])
     assert set(scores) == {"pearson", "spearman"} and scores["spearman"] == pytest.approx(1.0)

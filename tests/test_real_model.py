@@ -15,10 +15,28 @@ def test_issue_command_writes_metrics_json(tmp_path, glue_dir):
     advlm = shutil.which("advlm", path=str(Path(sys.executable).parent)) or "advlm"
     out = tmp_path / "runs/x"
     proc = subprocess.run(
-        [advlm, "train", "--task", "rte", "--method", "vanilla", "--max-train-samples", "64",
-         "--max-eval-samples", "64", "--epochs", "1", "--output-dir", str(out), "--no-progress",
-         "--data-dir", str(glue_dir)],
-        capture_output=True, text=True, timeout=600,
+        [
+            advlm,
+            "train",
+            "--task",
+            "rte",
+            "--method",
+            "vanilla",
+            "--max-train-samples",
+            "64",
+            "--max-eval-samples",
+            "64",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--data-dir",
+            str(glue_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())

@@ -39,8 +39,14 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        positive = {"lr": self.lr, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                    "epochs": self.epochs, "max_length": self.max_length, "grad_accum": self.grad_accum}
+        positive = {
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "epochs": self.epochs,
+            "max_length": self.max_length,
+            "grad_accum": self.grad_accum,
+        }
         for name, value in positive.items():
             if value is None or value <= 0:
                 flag = "--" + name.replace("_", "-")

@@ -33,8 +33,9 @@ def predict(
     return torch.cat(logits).numpy(), (loss_sum / n if n else None)
 
 
-def evaluate(model: nn.Module, dataset: TokenizedDataset, tokenizer, task: Task, batch_size: int = 128,
-             progress: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, dataset: TokenizedDataset, tokenizer, task: Task, batch_size: int = 128, progress: bool = False
+) -> dict[str, float]:
     """The task's official metrics and `loss` on a labelled dataset."""
     logits, loss = predict(model, dataset, tokenizer, batch_size, progress)
     labels = [f["labels"] for f in dataset.features]

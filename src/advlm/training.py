@@ -94,8 +94,14 @@ def prepare(cfg: TrainConfig):
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, task)
     method.prepare(model)
-    return task, method, tokenizer, model, tokenize_examples(tokenizer, train, cfg.max_length), \
-        tokenize_examples(tokenizer, dev, cfg.max_length)
+    return (
+        task,
+        method,
+        tokenizer,
+        model,
+        tokenize_examples(tokenizer, train, cfg.max_length),
+        tokenize_examples(tokenizer, dev, cfg.max_length),
+    )
 
 
 def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:

@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    metrics = evaluate(model, tokenize_examples(tokenizer, examples, args.max_length), tokenizer, task,
-                       args.batch_size, progress=True)
+    metrics = evaluate(
+        model, tokenize_examples(tokenizer, examples, args.max_length), tokenizer, task, args.batch_size, progress=True
+    )
     print(f"{task.name} ({len(examples)} examples), model {args.model}")
     print(format_table([metrics]))
     if args.output:

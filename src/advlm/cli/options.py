@@ -13,12 +13,19 @@ def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
         if isinstance(f.default, bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         else:
             kind = type(f.default) if f.default is not None else str
-            group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
-                               choices=f.metadata.get("choices"), help=help_text)
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                choices=f.metadata.get("choices"),
+                help=help_text,
+            )
 
 
 def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = None) -> str:

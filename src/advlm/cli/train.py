@@ -55,10 +55,16 @@ def add_parser(sub, argv: list[str]) -> None:
     defaults = TrainConfig()
     for name, (kind, help_text) in RUN_FLAGS.items():
         default = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=argparse.SUPPRESS,
-                       help=f"{help_text} (default: {default})")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
-                   help="no progress bar")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=argparse.SUPPRESS,
+            help=f"{help_text} (default: {default})",
+        )
+    p.add_argument(
+        "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="no progress bar"
+    )
     p.add_argument("--config", help="YAML file of settings (flags override it)")
     name = _peek_method(argv)
     try:
@@ -94,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args)
     metrics = run_training(cfg)
-    print(f"\n{metrics['task']} dev ({metrics['eval_examples']} examples), method {metrics['method']}, "
-          f"seed {metrics['seed']}, {metrics['steps']} steps in {metrics['train_runtime_s']:.0f}s")
+    print(
+        f"\n{metrics['task']} dev ({metrics['eval_examples']} examples), method {metrics['method']}, "
+        f"seed {metrics['seed']}, {metrics['steps']} steps in {metrics['train_runtime_s']:.0f}s"
+    )
     print(format_table([{**metrics["eval"], "loss": metrics["eval_loss"]}]))
     print(f"run directory: {cfg.output_dir}")
     return 0
