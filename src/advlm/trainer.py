@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from advlm.methods import AdversarialMethod, build_method
 
@@ -27,6 +27,9 @@ class AdversarialTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.method = method if method is not None else build_method("vanilla")
         self.method.prepare(self.model)
+        if hasattr(self.method, "special_token_ids") and self.processing_class is not None:
+            self.method.special_token_ids = list(getattr(self.processing_class, "all_special_ids", []))
+        self.add_callback(_TellMethod(self.method))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
 
@@ -72,3 +75,13 @@ class AdversarialTrainer(Trainer):
         path = os.path.join(self.state.best_model_checkpoint or "", METHOD_STATE_FILE)
         if os.path.isfile(path):
             self.method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+class _TellMethod(TrainerCallback):
+    """Tells the method the run's number of optimizer steps (SMART's beta schedule uses it)."""
+
+    def __init__(self, method: AdversarialMethod):
+        self.method = method
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.method.on_train_begin(state.max_steps)

@@ -18,7 +18,7 @@ def method_rows() -> list[dict]:
         cls = method_class(name)
         defaults = ", ".join(f"{f.name}={f.default}" for f in cls.hyperparameters()) or "-"
         summary = (cls.__doc__ or "").strip().splitlines()[0]
-        rows.append({"method": name, "passes": cls.passes, "defaults": defaults, "what": summary})
+        rows.append({"method": name, "passes": cls().passes, "defaults": defaults, "what": summary})
     return rows
 
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = method_rows()
     for r in rows:
-        r["passes"] = f"{r['passes']:g}"
+        r["passes"] = f"{r['passes']:.3g}"
     print(format_table(rows, ["method", "passes", "defaults", "what"]))
     print("\npasses: forward+backward passes per batch relative to vanilla (the ideal cost ratio)")
     return 0

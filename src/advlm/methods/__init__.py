@@ -1,6 +1,7 @@
 """Adversarial fine-tuning methods, one file each, behind `AdversarialMethod.step`."""
 
-from advlm.methods import vanilla  # noqa: F401  (registers)
+from advlm.methods import vanilla  # noqa: F401, I001  (registers first: listed first)
+from advlm.methods import fgm, freeat, freelb, pgd, smart, textat  # noqa: F401, E402  (register)
 from advlm.methods.base import AdversarialMethod, StepOutput
 from advlm.methods.registry import build_method, list_methods, method_class, register
 

@@ -8,7 +8,9 @@ Hyper-parameters are dataclass fields whose `metadata["help"]` is also the CLI h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -16,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+logger = logging.getLogger(__name__)
 Backward = Callable[[torch.Tensor], Any]
 
 
@@ -52,7 +55,21 @@ class AdversarialMethod:
         self.validate()
 
     def validate(self) -> None:
-        """Check hyper-parameters; raise `AdvlmError` naming the bad value and the fix."""
+        """Check the shared hyper-parameters that this method has; raise `AdvlmError` naming the fix."""
+        from advlm.errors import AdvlmError
+        from advlm.perturbation import NORMS
+
+        norm = getattr(self, "norm", None)
+        if norm is not None and norm not in getattr(self, "norms", NORMS):
+            raise AdvlmError(
+                f"{self.name}: unknown norm '{norm}'; use one of {', '.join(getattr(self, 'norms', NORMS))}"
+            )
+        if getattr(self, "steps", 1) < 1:
+            raise AdvlmError(f"{self.name}: steps must be at least 1, got {self.steps}")
+        for key in ("eps", "step_size", "init_mag", "weight", "adv_start_step"):
+            value = getattr(self, key, 0)
+            if value is None or value < 0:
+                raise AdvlmError(f"{self.name}: {key} must be >= 0, got {value}")
 
     def prepare(self, model: nn.Module) -> None:
         """Check the model before any training (the methods here refuse models without `inputs_embeds`)."""
@@ -62,7 +79,20 @@ class AdversarialMethod:
             check_accepts_inputs_embeds(model)
 
     def step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward | None = None) -> StepOutput:
+        """Run the method's passes on `batch`, calling `backward(loss)` for each; never touches the optimizer."""
+        backward = backward or default_backward
+        self._calls = getattr(self, "_calls", 0) + 1
+        if self._calls <= getattr(self, "adv_start_step", 0):
+            out = model(**batch)  # delayed start: plain fine-tuning for the first adv_start_step batches
+            backward(out.loss)
+            return StepOutput(out.loss.detach(), out.logits.detach())
+        return self.adversarial_step(model, batch, backward)
+
+    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         raise NotImplementedError
+
+    def on_train_begin(self, total_steps: int) -> None:
+        """Told the run's number of optimizer steps (AdversarialTrainer does this; schedules use it)."""
 
     @property
     def optimizer_steps_per_batch(self) -> int:
@@ -86,3 +116,64 @@ class AdversarialMethod:
 
     def config(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in self.hyperparameters()}
+
+
+class _DropoutReplay:
+    """Saves the RNG state once; `restore()` rewinds it so a later pass draws the same dropout masks."""
+
+    def __init__(self, device: torch.device):
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        self.device = device
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+def dropout_replay(batch: Mapping[str, torch.Tensor]) -> _DropoutReplay:
+    return _DropoutReplay(batch["input_ids"].device)
+
+
+def is_finite(loss: torch.Tensor, method: str) -> bool:
+    """NaN/inf guard: False (with a logged warning) when a loss is not finite. One host sync per call."""
+    if bool(torch.isfinite(loss.detach())):
+        return True
+    logger.warning("%s: non-finite adversarial loss (%s); skipping the adversarial part of this step", method, loss)
+    return False
+
+
+def guarded(loss: torch.Tensor, model: nn.Module, method: str) -> tuple[torch.Tensor, bool]:
+    """(what to back-propagate, whether `loss` was finite). A non-finite loss is replaced by a zero that
+    touches every trainable parameter, so the weights are not poisoned and every DDP rank still makes the
+    same all-reduce calls."""
+    if is_finite(loss, method):
+        return loss, True
+    zero = sum((p.float() * 0).sum() for p in model.parameters() if p.requires_grad)
+    return zero, False
+
+
+def sync_unless_last(model: nn.Module, last: bool):
+    """Under DDP, defer the gradient all-reduce to the last backward of a step (`no_sync` for the others)."""
+    if not last and hasattr(model, "no_sync"):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+SHARED_HELP = {
+    "steps": "K: forward+backward passes per batch",
+    "step_size": "ascent step size (alpha, the reference code's adv-lr)",
+    "eps": "radius of the perturbation ball (the reference code's adv-max-norm); 0 = unbounded",
+    "init_mag": "magnitude of the random initial perturbation (adv-init-mag); 0 = start from the clean input",
+    "norm": "geometry of the ball and the normalized step: l2 (per example) or linf",
+    "weight": "weight of the adversarial term in the loss (lambda)",
+    "adv_start_step": "plain fine-tuning for this many batches before the adversarial part starts",
+}
+
+
+def shared(name: str, default: Any, **kwargs: Any) -> Any:
+    """A hyper-parameter with the shared name and help text used across methods."""
+    if name == "norm":
+        kwargs.setdefault("choices", ("l2", "linf"))
+    return hparam(default, SHARED_HELP[name], **kwargs)

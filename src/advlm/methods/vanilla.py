@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.methods.base import AdversarialMethod, Backward, StepOutput, default_backward
+from advlm.methods.base import AdversarialMethod, Backward, StepOutput
 from advlm.methods.registry import register
 
 
@@ -20,7 +20,7 @@ class Vanilla(AdversarialMethod):
     passes = 1.0
     uses_embeddings = False
 
-    def step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward | None = None) -> StepOutput:
+    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         out = model(**batch)
-        (backward or default_backward)(out.loss)
+        backward(out.loss)
         return StepOutput(out.loss.detach(), out.logits.detach())

@@ -1,0 +1,54 @@
+"""FGM: "Adversarial Training Methods for Semi-Supervised Text Classification", Miyato et al., ICLR 2017,
+https://arxiv.org/abs/1605.07725 — the common cheap baseline.
+
+One clean forward+backward (parameter gradients and d loss / d delta together), one normalized step of size
+`step_size` on the word embeddings, one forward+backward on the perturbed input with loss weight `weight`.
+Cost: 2 forward+backward passes. This is PGD with K=1 on the current batch plus the clean loss
+(REFERENCE.md section 3). Departure: Miyato et al. perturb normalized embeddings of an LSTM; we perturb the
+word-embedding lookup of a Transformer, with the step normalized per example (l2) as FreeLB does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from advlm.embeddings import embed, forward_embeds, token_mask
+from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared, sync_unless_last
+from advlm.methods.registry import register
+from advlm.perturbation import ascend, example_norm
+
+
+@register("fgm")
+@dataclass
+class FGM(AdversarialMethod):
+    """FGM (Miyato et al., ICLR 2017): clean loss plus the loss at one normalized gradient step."""
+
+    step_size: float = shared("step_size", 1.0)
+    eps: float = shared("eps", 0.0)
+    norm: str = shared("norm", "l2")
+    weight: float = shared("weight", 1.0)
+    adv_start_step: int = shared("adv_start_step", 0)
+
+    passes = 2.0
+
+    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+        mask = token_mask(batch)
+        zero = torch.zeros_like(embed(model, batch["input_ids"]), dtype=torch.float32).requires_grad_()
+        with sync_unless_last(model, last=False):
+            clean = forward_embeds(model, batch, zero)
+            backward(clean.loss)
+        delta = ascend(zero, zero.grad, mask, self.step_size, self.eps, self.norm).detach()
+        adv = forward_embeds(model, batch, delta)
+        adv_loss, _ = guarded(adv.loss, model, self.name)
+        backward(self.weight * adv_loss)
+        loss = clean.loss.detach() + self.weight * adv_loss.detach()
+        metrics = {
+            "clean_loss": clean.loss.detach(),
+            "adv_loss": adv.loss.detach(),
+            "delta_norm": example_norm(delta).mean(),
+        }
+        return StepOutput(loss, clean.logits.detach(), metrics)

@@ -1,0 +1,140 @@
+"""SMART: "SMART: Robust and Efficient Fine-Tuning for Pre-trained Natural Language Models through Principled
+Regularized Optimization", Jiang et al., ACL 2020, https://arxiv.org/abs/1911.03437.
+
+loss = task_loss + weight * R_s + mu * D_Breg, where
+- R_s (smoothness-inducing adversarial regularizer) = l_s(f(x + delta), f(x)), delta from noise N(0, sigma^2)
+  (`init_mag` = sigma) and `steps` (T) ascent steps of size `step_size` (eta) on l_s against the *detached*
+  clean outputs, normalized per token by the infinity norm; l_s is the symmetric KL (each direction detaches
+  its target side; per-example mean) for classification and squared error for regression.
+- D_Breg (Bregman proximal point, momentum form) = l_s(f(x; theta), f(x; theta~)) against a mean teacher
+  theta~, an exponential moving average of the parameters with `beta_early` for the first `beta_switch`
+  fraction of the run's steps and `beta` after. Its authors never released this part.
+
+Cost: clean forward+backward, T ascent passes (d l_s / d delta only), the adversarial forward (backward
+shared with the clean one), and a teacher forward: about 2 + T + 1/3 forward+backward passes.
+
+Departures and choices:
+- The paper states eps = 1e-5; both reference codes (mt-dnn, smart-pytorch) instead rescale each token's
+  perturbation to infinity norm 1 after the step. We follow the code: `eps` is that per-token radius (1.0).
+- The teacher is a deep copy (cloned tensors, never aliases), run in eval mode (no dropout), updated at the
+  start of each step from the current parameters: theta~ <- beta theta~ + (1 - beta) theta, after its use.
+  Without a Trainer, call `on_train_begin(total_steps)` for the beta schedule (else it switches at 1000).
+- The ascent passes run under DDP's `no_sync`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from advlm.embeddings import embed, forward_embeds, model_inputs, token_mask, unwrap
+from advlm.losses import divergence, is_regression
+from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, hparam, shared
+from advlm.methods.registry import register
+from advlm.perturbation import ascend, init_delta, project
+
+DEFAULT_SWITCH_STEP = 1000
+
+
+@register("smart")
+@dataclass
+class SMART(AdversarialMethod):
+    """SMART (Jiang et al., ACL 2020): adversarial smoothness regularizer plus Bregman proximal point teacher."""
+
+    weight: float = shared("weight", 1.0)
+    steps: int = hparam(1, "T: ascent steps of the inner maximization")
+    step_size: float = hparam(1e-3, "eta: inner ascent step size")
+    init_mag: float = hparam(1e-5, "sigma: standard deviation of the initial noise")
+    eps: float = hparam(1.0, "per-token infinity-norm radius of the perturbation (reference code: 1)")
+    mu: float = hparam(1.0, "weight of the Bregman proximal point term")
+    beta_early: float = hparam(0.99, "teacher EMA decay early in training")
+    beta: float = hparam(0.999, "teacher EMA decay after the switch")
+    beta_switch: float = hparam(0.1, "fraction of the run's optimizer steps that use beta_early")
+    smoothness: bool = hparam(True, "use the smoothness-inducing adversarial regularizer")
+    bregman: bool = hparam(True, "use the Bregman proximal point (mean teacher) term")
+    adv_start_step: int = shared("adv_start_step", 0)
+
+    norm = "token-linf"
+    norms = ("token-linf",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.teacher: nn.Module | None = None
+        self._updates = 0
+        self._switch_step = DEFAULT_SWITCH_STEP
+
+    def validate(self) -> None:
+        super().validate()
+        from advlm.errors import AdvlmError
+
+        for key in ("beta_early", "beta", "beta_switch"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise AdvlmError(f"smart: {key} must be in [0, 1], got {getattr(self, key)}")
+        if self.mu < 0:
+            raise AdvlmError(f"smart: mu must be >= 0, got {self.mu}")
+
+    @property
+    def passes(self) -> float:  # type: ignore[override]
+        return (1 + self.steps + 1 if self.smoothness else 1) + (1 / 3 if self.bregman else 0)
+
+    def on_train_begin(self, total_steps: int) -> None:
+        self._switch_step = int(self.beta_switch * total_steps)
+
+    def _teacher_logits(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        student = unwrap(model)
+        if self.teacher is None:
+            self.init_teacher(model)
+        with torch.no_grad():
+            logits = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            decay = self.beta_early if self._updates < self._switch_step else self.beta
+            for t, s in zip(self.teacher.parameters(), student.parameters()):
+                t.lerp_(s.detach().to(t.dtype), 1 - decay)
+        self._updates += 1
+        return logits
+
+    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+        regression = is_regression(model)
+        mask = token_mask(batch)
+        embeds = embed(model, batch["input_ids"])
+        clean = model(**model_inputs(model, batch, embeds))
+        total, metrics = clean.loss, {"task_loss": clean.loss.detach()}
+        if self.smoothness and self.weight > 0:
+            delta = init_delta(embeds, mask, self.init_mag, self.norm).requires_grad_()
+            with model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad():
+                for _ in range(self.steps):
+                    inner = divergence(forward_embeds(model, batch, delta).logits, clean.logits.detach(), regression)
+                    (grad,) = torch.autograd.grad(inner, delta)
+                    delta = ascend(delta, grad, mask, self.step_size, 0.0, self.norm)
+            delta = project(delta.detach(), mask, self.eps, self.norm)
+            reg = divergence(forward_embeds(model, batch, delta).logits, clean.logits, regression)
+            total = total + self.weight * reg
+            metrics["smoothness"] = reg.detach()
+        if self.bregman and self.mu > 0:
+            breg = divergence(clean.logits, self._teacher_logits(model, batch), regression)
+            total = total + self.mu * breg
+            metrics["bregman"] = breg.detach()
+        loss, _ = guarded(total, model, self.name)
+        backward(loss)
+        return StepOutput(total.detach(), clean.logits.detach(), metrics)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.teacher is None:
+            return {}
+        return {"teacher": self.teacher.state_dict(), "updates": self._updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not state:
+            return
+        if self.teacher is None:
+            raise ValueError("smart: load the teacher after the first step, or call init_teacher(model) first")
+        self.teacher.load_state_dict(state["teacher"])
+        self._updates = int(state["updates"])
+
+    def init_teacher(self, model: nn.Module) -> None:
+        """Create the teacher from `model` now (e.g. before loading a checkpoint's teacher)."""
+        self.teacher = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)

@@ -1,0 +1,139 @@
+"""TextAT / token-aware adversarial training: "TAVAT: Token-Aware Virtual Adversarial Training for Language
+Understanding", Li & Qiu, arXiv 2004.14543 (reference code LinyangLee/Token-Aware-VAT).
+
+A global table Z (vocab x hidden) accumulates per-token perturbations across batches. For a batch, each real
+token's perturbation starts from Z[token] (plus FreeLB's random init for the sentence-level part), then K
+FreeLB passes (loss / K back-propagated each) ascend it with the token-level normalization: each token's step
+is scaled by n_i = ||delta_i|| / max_j ||delta_j|| (1 where the example's delta is still zero), and the whole
+example is projected onto the Frobenius ball of radius eps. After the K passes the final perturbations of
+the batch's tokens are written back to Z; a token that occurs several times in a batch gets the mean of its
+perturbations. Special tokens and padding never read from or write to Z. Cost: K forward+backward passes.
+
+Departures: the reference does not divide the loss by K; we do (the parameter gradient is the mean over the
+K passes, as in FreeLB). The reference's table update fails on current torch; ours uses index_add.
+`table_dtype=bfloat16` halves the table's memory (30k x 768 fp32 is 92 MB). The table travels with
+checkpoints through `state_dict` (AdversarialTrainer saves it beside the weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from advlm.embeddings import embed, forward_embeds, token_mask, unwrap, word_embeddings
+from advlm.methods.base import (
+    AdversarialMethod,
+    Backward,
+    StepOutput,
+    dropout_replay,
+    guarded,
+    hparam,
+    shared,
+    sync_unless_last,
+)
+from advlm.methods.registry import register
+from advlm.perturbation import TINY, ascend, example_norm, init_delta, project
+
+SPECIAL_CONFIG_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
+
+
+@register("textat")
+@dataclass
+class TextAT(AdversarialMethod):
+    """Token-aware adversarial training (Li & Qiu, 2020): a global per-token perturbation table + token-level ball."""
+
+    steps: int = shared("steps", 2)
+    step_size: float = shared("step_size", 2e-2)
+    eps: float = shared("eps", 0.14)
+    init_mag: float = shared("init_mag", 0.16)
+    same_dropout: bool = hparam(True, "reuse the same dropout masks in all K passes of a batch")
+    table_dtype: str = hparam("float32", "dtype of the global token table", choices=("float32", "bfloat16"))
+    adv_start_step: int = shared("adv_start_step", 0)
+
+    norm = "l2"
+    norms = ("l2",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.table: torch.Tensor | None = None
+        #: token ids that never get a table row; set from the tokenizer by AdversarialTrainer
+        self.special_token_ids: list[int] = []
+
+    @property
+    def passes(self) -> float:  # type: ignore[override]
+        return float(self.steps)
+
+    def _ensure_table(self, model: nn.Module) -> torch.Tensor:
+        weight = word_embeddings(model).weight
+        if self.table is None:
+            dtype = torch.bfloat16 if self.table_dtype == "bfloat16" else torch.float32
+            self.table = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
+        return self.table
+
+    def _table_mask(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        ids = batch["input_ids"]
+        config = getattr(unwrap(model), "config", None)
+        special = set(self.special_token_ids) | {getattr(config, k, None) for k in SPECIAL_CONFIG_KEYS}
+        special.discard(None)
+        keep = token_mask(batch).bool()
+        if special:
+            keep &= ~torch.isin(ids, torch.tensor(sorted(special), device=ids.device))
+        return keep
+
+    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+        ids, mask = batch["input_ids"], token_mask(batch)
+        table, rows = self._ensure_table(model), self._table_mask(model, batch)
+        start = init_delta(embed(model, ids), mask, self.init_mag, self.norm)
+        start = start + table[ids].float() * rows.unsqueeze(-1)
+        delta = project(start, mask, self.eps, self.norm).requires_grad_()
+        replay = dropout_replay(batch) if self.same_dropout else None
+        losses, logits = [], None
+        for t in range(self.steps):
+            last = t == self.steps - 1
+            if t > 0 and replay is not None:
+                replay.restore()
+            with sync_unless_last(model, last):
+                out = forward_embeds(model, batch, delta)
+                loss, finite = guarded(out.loss, model, self.name)
+                backward(loss / self.steps)
+            losses.append(out.loss.detach())
+            logits = out.logits.detach() if t == 0 else logits
+            if not finite:
+                delta = torch.zeros_like(delta).requires_grad_()
+            elif not last:
+                token_norm = delta.detach().norm(dim=-1)  # B x T
+                scale = token_norm / token_norm.amax(dim=1, keepdim=True).clamp_min(TINY)
+                scale = torch.where(token_norm.amax(dim=1, keepdim=True) > 0, scale, torch.ones_like(scale))
+                delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm, token_scale=scale)
+        self._write_back(ids, rows, delta.detach())
+        metrics = {
+            "loss_first_pass": losses[0],
+            "loss_last_pass": losses[-1],
+            "delta_norm": example_norm(delta.detach()).mean(),
+        }
+        return StepOutput(torch.stack(losses).mean(), logits, metrics)
+
+    @torch.no_grad()
+    def _write_back(self, ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor) -> None:
+        """Z[token] <- mean of the batch's final perturbations of that token."""
+        flat_ids, flat_delta = ids[rows], delta[rows]
+        if flat_ids.numel() == 0:
+            return
+        unique, inverse = torch.unique(flat_ids, return_inverse=True)
+        sums = torch.zeros(len(unique), delta.size(-1), device=delta.device).index_add_(0, inverse, flat_delta)
+        counts = torch.zeros(len(unique), device=delta.device).index_add_(
+            0, inverse, torch.ones_like(inverse, dtype=torch.float)
+        )
+        self.table[unique] = (sums / counts.unsqueeze(-1)).to(self.table.dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.table is None else {"table": self.table.detach().cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            device = self.table.device if self.table is not None else "cpu"
+            self.table = state["table"].to(device)

@@ -1,0 +1,88 @@
+"""The shared geometry of embedding-space perturbations: init, normalized ascent, projection.
+
+`delta` has the shape of the word embeddings (B x T x H) and is kept in fp32 whatever the autocast dtype;
+`mask` is B x T with 1.0 at real tokens. Every function leaves `delta` exactly zero where `mask` is 0, and
+norms are taken over real tokens only (REFERENCE.md sections 1-2). Norms:
+
+- "l2":   per-example Frobenius norm over all real tokens (FreeLB, PGD, FreeAT, FGM, TextAT).
+- "linf": per-example max-abs for the ascent direction, per-element clamp for the ball (FreeLB's linf).
+- "token-linf": per-token max-abs (SMART's mt-dnn / smart-pytorch geometry).
+
+Normalized ascent divides the gradient by its norm, so a gradient scaled by AMP's GradScaler gives the same
+step unscaled; a non-finite gradient gives a zero step for that example instead of a NaN perturbation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NORMS = ("l2", "linf", "token-linf")
+TINY = 1e-8
+
+
+def _expand(mask: torch.Tensor) -> torch.Tensor:
+    return mask.unsqueeze(-1).float()
+
+
+def example_norm(x: torch.Tensor, norm: str = "l2") -> torch.Tensor:
+    """Per-example norm (B,), fp32: Frobenius for l2, max-abs otherwise."""
+    x = x.float().flatten(1)
+    return x.norm(dim=1) if norm == "l2" else x.abs().amax(dim=1)
+
+
+def init_delta(embeds: torch.Tensor, mask: torch.Tensor, init_mag: float, norm: str = "l2") -> torch.Tensor:
+    """FreeLB's init: l2 `U(-1,1) * init_mag / sqrt(n*H)` (n real tokens); linf `U(-init_mag, init_mag)`;
+    token-linf `N(0, init_mag^2)` (SMART's noise). Zero when `init_mag` is 0. Returns a fp32 leaf."""
+    m = _expand(mask)
+    if init_mag <= 0:
+        return torch.zeros(embeds.shape, device=embeds.device, dtype=torch.float32)
+    if norm == "token-linf":
+        return torch.randn(embeds.shape, device=embeds.device) * init_mag * m
+    delta = torch.empty(embeds.shape, device=embeds.device).uniform_(-1, 1) * m
+    if norm == "l2":
+        dims = mask.float().sum(1) * embeds.size(-1)
+        return delta * (init_mag / dims.clamp_min(1).sqrt()).view(-1, 1, 1)
+    return delta * init_mag
+
+
+def direction(grad: torch.Tensor, mask: torch.Tensor, norm: str = "l2") -> torch.Tensor:
+    """The normalized ascent direction; zero for an example whose gradient is not finite."""
+    g = grad.float() * _expand(mask)
+    finite = torch.isfinite(g).flatten(1).all(dim=1).view(-1, 1, 1)
+    g = torch.where(finite, g, torch.zeros_like(g))
+    if norm == "token-linf":
+        return g / g.abs().amax(dim=-1, keepdim=True).clamp_min(TINY)
+    return g / example_norm(g, norm).clamp_min(TINY).view(-1, 1, 1)
+
+
+def project(delta: torch.Tensor, mask: torch.Tensor, eps: float, norm: str = "l2") -> torch.Tensor:
+    """Into the eps ball (eps <= 0: unbounded): l2 rescales an example whose norm exceeds eps, linf clamps
+    each element, token-linf rescales each token to max-abs eps (the SMART reference codes' step)."""
+    m = _expand(mask)
+    if eps > 0:
+        if norm == "l2":
+            scale = (eps / example_norm(delta, "l2").clamp_min(TINY)).clamp(max=1.0)
+            delta = delta * scale.view(-1, 1, 1)
+        elif norm == "linf":
+            delta = delta.clamp(-eps, eps)
+        else:
+            delta = delta * (eps / delta.abs().amax(dim=-1, keepdim=True).clamp_min(TINY))
+    return delta * m
+
+
+def ascend(
+    delta: torch.Tensor,
+    grad: torch.Tensor,
+    mask: torch.Tensor,
+    step_size: float,
+    eps: float,
+    norm: str = "l2",
+    token_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One normalized-gradient ascent step and projection; returns a new fp32 leaf that requires grad.
+
+    `token_scale` (B x T) scales each token's step (TextAT's token-level normalization)."""
+    step = direction(grad, mask, norm) * step_size
+    if token_scale is not None:
+        step = step * token_scale.unsqueeze(-1)
+    return project(delta.detach() + step, mask, eps, norm).requires_grad_()
