@@ -21,4 +21,5 @@ cfg = TrainConfig(
     progress=False,
 )
 # sequential order: the two ranks' halves of each global batch are exactly the 1-process batch
-run_training(cfg, train_sampling_strategy="sequential")
+# SGD compares gradients linearly: AdamW would turn float-order noise in near-zero gradients into lr-sized steps
+run_training(cfg, train_sampling_strategy="sequential", optim="sgd")

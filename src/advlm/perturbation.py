@@ -30,9 +30,14 @@ def example_norm(x: torch.Tensor, norm: str = "l2") -> torch.Tensor:
     return x.norm(dim=1) if norm == "l2" else x.abs().amax(dim=1)
 
 
-def init_delta(embeds: torch.Tensor, mask: torch.Tensor, init_mag: float, norm: str = "l2") -> torch.Tensor:
+def init_delta(
+    embeds: torch.Tensor, mask: torch.Tensor, init_mag: float, norm: str = "l2", eps: float = 0.0
+) -> torch.Tensor:
     """FreeLB's init: l2 `U(-1,1) * init_mag / sqrt(n*H)` (n real tokens); linf `U(-init_mag, init_mag)`;
-    token-linf `N(0, init_mag^2)` (SMART's noise). Zero when `init_mag` is 0. Returns a fp32 leaf."""
+    token-linf `N(0, init_mag^2)` (SMART's noise). Zero when `init_mag` is 0. Returns a fp32 tensor.
+
+    Departure: the init is projected into the eps ball too (the references project only after a step; their
+    l2 init has norm about init_mag / sqrt(3), which some published settings put outside the ball)."""
     m = _expand(mask)
     if init_mag <= 0:
         return torch.zeros(embeds.shape, device=embeds.device, dtype=torch.float32)
@@ -41,8 +46,10 @@ def init_delta(embeds: torch.Tensor, mask: torch.Tensor, init_mag: float, norm: 
     delta = torch.empty(embeds.shape, device=embeds.device).uniform_(-1, 1) * m
     if norm == "l2":
         dims = mask.float().sum(1) * embeds.size(-1)
-        return delta * (init_mag / dims.clamp_min(1).sqrt()).view(-1, 1, 1)
-    return delta * init_mag
+        delta = delta * (init_mag / dims.clamp_min(1).sqrt()).view(-1, 1, 1)
+    else:
+        delta = delta * init_mag
+    return project(delta, mask, eps, norm)
 
 
 def direction(grad: torch.Tensor, mask: torch.Tensor, norm: str = "l2") -> torch.Tensor:

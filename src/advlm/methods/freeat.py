@@ -77,7 +77,7 @@ class FreeAT(AdversarialMethod):
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         mask = token_mask(batch)
         if self._replay == 0 or self._delta is None or self._delta.shape[:2] != mask.shape:
-            self._delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm)
+            self._delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
         delta = self._delta.requires_grad_()
         out = forward_embeds(model, batch, delta)
         loss, finite = guarded(out.loss, model, self.name)

@@ -56,7 +56,7 @@ class FreeLB(AdversarialMethod):
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         mask = token_mask(batch)
-        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm).requires_grad_()
+        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps).requires_grad_()
         replay = dropout_replay(batch) if self.same_dropout else None
         losses, logits = [], None
         for t in range(self.steps):

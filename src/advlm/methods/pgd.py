@@ -41,7 +41,7 @@ class PGD(AdversarialMethod):
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         mask = token_mask(batch)
-        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm).requires_grad_()
+        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps).requires_grad_()
         guard = model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad()
         first = None
         with guard:
