@@ -83,6 +83,20 @@ def test_yaml_config_gives_defaults_and_flags_override(tmp_path, glue_dir, tiny_
     assert "lr: 0.0001" in resolved and "seed: 7" in resolved and "batch_size: 8" in resolved
 
 
+@pytest.mark.parametrize("method", ["fgm", "pgd", "freeat", "freelb", "smart", "textat"])
+def test_train_with_each_method(tmp_path, glue_dir, tiny_model_dir, method):
+    code, out = (
+        _train(tmp_path, glue_dir, tiny_model_dir, "--method", method, "--steps", "3")
+        if method != "fgm"
+        else _train(tmp_path, glue_dir, tiny_model_dir, "--method", method, "--step-size", "0.5")
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == method
+    assert metrics["method_args"].get("steps", 3) == 3 and metrics["method_args"].get("step_size", 0.5)
+    assert metrics["steps"] == (2 * 3 if method == "freeat" else 2)  # FreeAT: an optimizer step per replay
+
+
 class NoEmbedConfig(PretrainedConfig):
     model_type = "advlm-test-noembed"
 
@@ -130,6 +144,8 @@ BAD = {
     "unknown method": (lambda p: ["--method", "magic"], "unknown method 'magic'"),
     "missing model folder": (lambda p: ["--model", str(p / "no-such-model")], "does not exist"),
     "zero lr": (lambda p: ["--lr", "0"], "--lr must be positive"),
+    "negative eps": (lambda p: ["--method", "freelb", "--eps", "-1"], "eps must be >= 0"),
+    "unknown norm": (lambda p: ["--method", "pgd", "--norm", "l3"], "unknown norm"),
     "negative batch": (lambda p: ["--batch-size", "-4"], "--batch-size must be positive"),
 }
 
@@ -203,9 +219,44 @@ def test_unreachable_hub_id_is_a_clear_error(tmp_path, glue_dir, capsys, monkeyp
     assert code == 2 and "not a local folder" in err and "--model" in err
 
 
-def test_list_and_method_help(capsys):
+def test_list_shows_every_method_with_defaults_and_cost(capsys):
     assert main(["list"]) == 0
-    assert "vanilla" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for name, cost in [
+        ("vanilla", "1"),
+        ("fgm", "2"),
+        ("pgd", "3"),
+        ("freeat", "1"),
+        ("freelb", "2"),
+        ("smart", "3.33"),
+        ("textat", "2"),
+    ]:
+        assert any(line.split()[:2] == [name, cost] for line in out.splitlines()), name
+    assert "step_size=0.02" in out and "mu=1.0" in out
+
+
+def _method_flags(capsys, method):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", method, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    section = text.split(f"{method} hyper-parameters:")[1]
+    return {word.rstrip(",") for word in section.split() if word.startswith("--")}
+
+
+def test_method_help_lists_exactly_its_hyperparameters(capsys):
+    assert _method_flags(capsys, "freelb") == {
+        "--steps",
+        "--step-size",
+        "--eps",
+        "--init-mag",
+        "--norm",
+        "--same-dropout",
+        "--no-same-dropout",
+        "--adv-start-step",
+    }
+    smart = _method_flags(capsys, "smart")
+    assert {"--mu", "--beta", "--bregman", "--no-bregman"} <= smart and "--norm" not in smart
 
 
 def test_console_script_exit_code(tmp_path):

@@ -38,6 +38,10 @@ class TrainConfig:
     logging_steps: int = 50
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, coerce(f.name, getattr(self, f.name), f.default))
+
     def validate(self) -> None:
         positive = {
             "lr": self.lr,
@@ -60,6 +64,30 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def coerce(name: str, value: Any, default: Any) -> Any:
+    """A setting from YAML or Python into the type of its default ("1e-5" -> 1e-05); a clear error if it
+    does not fit."""
+    if value is None or default is None or default is dataclasses.MISSING or isinstance(default, str):
+        return value
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, bool):
+            return value
+    elif kind in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+            if kind is int and number != int(number):
+                raise ValueError
+            return kind(number)
+        except (TypeError, ValueError):
+            pass
+    else:
+        return value
+    raise AdvlmError(f"setting '{name}' must be a {kind.__name__}, got {value!r}")
 
 
 def config_fields() -> set[str]:

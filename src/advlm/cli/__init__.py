@@ -11,13 +11,20 @@ from advlm.errors import AdvlmError
 SUBCOMMANDS = ("train", "eval", "list")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other bad input (`--help` still prints the full usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"advlm: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm._version import __version__
     from advlm.cli import evaluate as eval_cmd
     from advlm.cli import list_methods as list_cmd
     from advlm.cli import train as train_cmd
 
-    parser = argparse.ArgumentParser(prog="advlm", description="Adversarial fine-tuning of language models.")
+    parser = _Parser(prog="advlm", description="Adversarial fine-tuning of language models.")
     parser.add_argument("--version", action="version", version=f"advlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     train_cmd.add_parser(sub, argv)

@@ -11,7 +11,9 @@ def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
     """One `--name` flag per field, typed by its default; help from `metadata["help"]`; unset = absent."""
     for f in fields:
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        choices = f.metadata.get("choices")
+        help_text = f.metadata.get("help", "") + (f"; one of {', '.join(choices)}" if choices else "")
+        help_text += f" (default: {f.default})"
         if isinstance(f.default, bool):
             group.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
@@ -22,8 +24,7 @@ def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
                 flag,
                 dest=f.name,
                 type=kind,
-                default=argparse.SUPPRESS,
-                choices=f.metadata.get("choices"),
+                default=argparse.SUPPRESS,  # choices are checked by the method: a one-line error like the rest
                 help=help_text,
             )
 

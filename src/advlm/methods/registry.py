@@ -38,6 +38,10 @@ def build_method(name: str, **kwargs: Any) -> AdversarialMethod:
             f"method '{name}' has no hyper-parameter(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(sorted(known)) or 'none'}"
         )
+    from advlm.config import coerce
+
+    defaults = {f.name: f.default for f in cls.hyperparameters()}
+    kwargs = {k: coerce(k, v, defaults[k]) for k, v in kwargs.items()}
     try:
         return cls(**kwargs)
     except TypeError as e:

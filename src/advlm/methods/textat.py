@@ -57,6 +57,13 @@ class TextAT(AdversarialMethod):
     norm = "l2"
     norms = ("l2",)
 
+    def validate(self) -> None:
+        super().validate()
+        if self.table_dtype not in ("float32", "bfloat16"):
+            from advlm.errors import AdvlmError
+
+            raise AdvlmError(f"textat: table_dtype must be float32 or bfloat16, got {self.table_dtype!r}")
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.table: torch.Tensor | None = None

@@ -1,0 +1,45 @@
+"""Adversarial fine-tuning in a plain PyTorch loop: the method owns the backward calls, you own the optimizer.
+
+python examples/plain_loop.py --method freelb --task rte --max-steps 50
+"""
+
+import argparse
+
+import torch
+from torch.utils.data import DataLoader
+
+from advlm import build_method
+from advlm.data import get_task, load_split, tokenize_examples
+from advlm.data.collate import make_collator
+from advlm.modeling import load_model, load_tokenizer
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--method", default="freelb")
+parser.add_argument("--task", default="rte")
+parser.add_argument("--model", default=None, help="model folder (default: the packaged MiniLM)")
+parser.add_argument("--data-dir", default=None)
+parser.add_argument("--max-steps", type=int, default=50)
+parser.add_argument("--batch-size", type=int, default=16)
+parser.add_argument("--lr", type=float, default=2e-5)
+args = parser.parse_args()
+
+torch.manual_seed(0)
+task = get_task(args.task)
+tokenizer = load_tokenizer(args.model)
+model = load_model(args.model, task)
+train = tokenize_examples(tokenizer, load_split(task, "train", args.data_dir)[: args.max_steps * args.batch_size])
+loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=make_collator(tokenizer))
+
+method = build_method(args.method)
+method.prepare(model)  # refuses a model that cannot take inputs_embeds, before any training
+optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+model.train()
+for step, batch in enumerate(method.wrap_dataloader(loader), start=1):  # FreeAT replays batches here
+    out = method.step(model, batch)  # calls loss.backward() as often as the method needs
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    extras = " ".join(f"{k}={float(v):.4f}" for k, v in out.metrics.items())
+    print(f"step {step} loss {float(out.loss):.4f} {extras}")
+    if step >= args.max_steps:
+        break
