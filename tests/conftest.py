@@ -49,7 +49,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def glue_dir() -> Path:
     if not GLUE.is_dir():
         pytest.skip("../shared/data/glue is not beside the repository")

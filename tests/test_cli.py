@@ -74,6 +74,16 @@ def test_train_writes_model_config_and_metrics(tmp_path, glue_dir, tiny_model_di
     assert scored["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
 
 
+def test_report_compares_runs_and_rejects_a_non_run(tmp_path, glue_dir, tiny_model_dir, capsys):
+    code, out = _train(tmp_path, glue_dir, tiny_model_dir)
+    capsys.readouterr()  # the training logs
+    assert code == 0 and main(["report", str(out), str(out / "metrics.json")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["run", "task", "method", "seed"] and len(table) == 4
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no metrics.json" in capsys.readouterr().err
+
+
 def test_yaml_config_gives_defaults_and_flags_override(tmp_path, glue_dir, tiny_model_dir):
     config = tmp_path / "c.yaml"
     config.write_text("task: rte\nlr: 1.0e-4\nseed: 5\nbatch-size: 4\n")

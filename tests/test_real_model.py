@@ -45,3 +45,52 @@ def test_issue_command_writes_metrics_json(tmp_path, glue_dir):
     assert metrics["task"] == "rte" and metrics["method"] == "vanilla" and metrics["steps"] == 2
     assert 0.0 <= metrics["eval"]["accuracy"] <= 1.0 and metrics["eval_examples"] == 64
     assert "accuracy" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def rte_slice(glue_dir):
+    from advlm.data import get_task, load_split, tokenize_examples
+    from advlm.data.collate import make_collator
+    from advlm.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(None)
+    data = tokenize_examples(tokenizer, load_split(get_task("rte"), "train", glue_dir)[:48], max_length=64)
+    collate = make_collator(tokenizer)
+    batches = [collate(data.features[i : i + 8]) for i in range(0, 48, 8)]
+    return tokenizer, batches
+
+
+def _clean_loss(model, batches):
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        loss = sum(float(model(**b).loss) for b in batches) / len(batches)
+    model.train()
+    return loss
+
+
+@pytest.mark.parametrize("name", ["vanilla", "fgm", "pgd", "freeat", "freelb", "smart", "textat"])
+def test_thirty_steps_of_each_method_lower_the_training_loss(rte_slice, name):
+    import torch
+
+    from advlm import build_method
+    from advlm.data import get_task
+    from advlm.modeling import load_model
+
+    tokenizer, batches = rte_slice
+    torch.manual_seed(0)
+    model = load_model(None, get_task("rte"))
+    method = build_method(name)
+    method.prepare(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    before = _clean_loss(model, batches)
+    stream = method.wrap_dataloader(batches * 10)
+    for step, batch in enumerate(stream, start=1):
+        method.step(model, batch)
+        optimizer.step()
+        optimizer.zero_grad()
+        if step == 30:
+            break
+    after = _clean_loss(model, batches)
+    assert after < before - 0.02, (before, after)

@@ -8,7 +8,7 @@ import sys
 
 from advlm.errors import AdvlmError
 
-SUBCOMMANDS = ("train", "eval", "list")
+SUBCOMMANDS = ("train", "eval", "list", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,6 +22,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm._version import __version__
     from advlm.cli import evaluate as eval_cmd
     from advlm.cli import list_methods as list_cmd
+    from advlm.cli import report as report_cmd
     from advlm.cli import train as train_cmd
 
     parser = _Parser(prog="advlm", description="Adversarial fine-tuning of language models.")
@@ -30,6 +31,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     train_cmd.add_parser(sub, argv)
     eval_cmd.add_parser(sub)
     list_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 
