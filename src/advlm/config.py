@@ -37,6 +37,10 @@ class TrainConfig:
     grad_accum: int = 1
     logging_steps: int = 50
     progress: bool = True
+    robustness: bool = False  # FreeLB Table-5 measure on the dev set after training
+    robustness_eps: float = 0.1
+    robustness_steps: int = 10
+    robustness_samples: int = 200
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -62,10 +62,17 @@ def direction(grad: torch.Tensor, mask: torch.Tensor, norm: str = "l2") -> torch
     return g / example_norm(g, norm).clamp_min(TINY).view(-1, 1, 1)
 
 
-def project(delta: torch.Tensor, mask: torch.Tensor, eps: float, norm: str = "l2") -> torch.Tensor:
+def project(delta: torch.Tensor, mask: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2") -> torch.Tensor:
     """Into the eps ball (eps <= 0: unbounded): l2 rescales an example whose norm exceeds eps, linf clamps
-    each element, token-linf rescales each token to max-abs eps (the SMART reference codes' step)."""
+    each element, token-linf rescales each token to max-abs eps (the SMART reference codes' step).
+    `eps` may be a tensor of per-example radii (B,) for l2 and linf (robustness evaluation)."""
     m = _expand(mask)
+    if torch.is_tensor(eps):
+        radius = eps.float().view(-1, 1, 1)
+        if norm == "l2":
+            scale = (radius.view(-1) / example_norm(delta, "l2").clamp_min(TINY)).clamp(max=1.0)
+            return delta * scale.view(-1, 1, 1) * m
+        return torch.maximum(torch.minimum(delta, radius), -radius) * m
     if eps > 0:
         if norm == "l2":
             scale = (eps / example_norm(delta, "l2").clamp_min(TINY)).clamp(max=1.0)
@@ -81,15 +88,15 @@ def ascend(
     delta: torch.Tensor,
     grad: torch.Tensor,
     mask: torch.Tensor,
-    step_size: float,
-    eps: float,
+    step_size: float | torch.Tensor,
+    eps: float | torch.Tensor,
     norm: str = "l2",
     token_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One normalized-gradient ascent step and projection; returns a new fp32 leaf that requires grad.
 
     `token_scale` (B x T) scales each token's step (TextAT's token-level normalization)."""
-    step = direction(grad, mask, norm) * step_size
+    step = direction(grad, mask, norm) * (step_size.view(-1, 1, 1) if torch.is_tensor(step_size) else step_size)
     if token_scale is not None:
         step = step * token_scale.unsqueeze(-1)
     return project(delta.detach() + step, mask, eps, norm).requires_grad_()

@@ -104,6 +104,26 @@ def prepare(cfg: TrainConfig):
     )
 
 
+def measure_robustness(cfg: TrainConfig, task, model, tokenizer, dev_ds) -> dict[str, Any]:
+    """FreeLB's Table 5 for the trained model alone (its own radii) on a slice of the dev set."""
+    from advlm.data.collate import TokenizedDataset
+    from advlm.robustness.loss_increase import compare
+
+    if task.is_regression:
+        return {"skipped": f"{task.name} is a regression task"}
+    features = subset(dev_ds.features, cfg.robustness_samples)
+    result = compare(
+        {"trained": model},
+        TokenizedDataset(features),
+        tokenizer,
+        cfg.robustness_eps,
+        cfg.robustness_steps,
+        batch_size=cfg.eval_batch_size,
+        progress=cfg.progress,
+    )
+    return result
+
+
 def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
     """Train, evaluate the best checkpoint, and return (and write) the run's metrics."""
     task, method, tokenizer, model, train_ds, dev_ds = prepare(cfg)
@@ -141,6 +161,8 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
             "best_checkpoint_metric": trainer.state.best_metric,
             "history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
         }
+        if cfg.robustness:
+            metrics["robustness"] = measure_robustness(cfg, task, trainer.model, tokenizer, dev_ds)
         if trainer.is_world_process_zero():
             trainer.save_model(str(out))
             for checkpoint in out.glob("checkpoint-*"):

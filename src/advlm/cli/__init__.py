@@ -8,7 +8,7 @@ import sys
 
 from advlm.errors import AdvlmError
 
-SUBCOMMANDS = ("train", "eval", "list", "report")
+SUBCOMMANDS = ("train", "eval", "robustness", "attack", "list", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,9 +20,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm._version import __version__
+    from advlm.cli import attack as attack_cmd
     from advlm.cli import evaluate as eval_cmd
     from advlm.cli import list_methods as list_cmd
     from advlm.cli import report as report_cmd
+    from advlm.cli import robustness as robustness_cmd
     from advlm.cli import train as train_cmd
 
     parser = _Parser(prog="advlm", description="Adversarial fine-tuning of language models.")
@@ -30,6 +32,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     train_cmd.add_parser(sub, argv)
     eval_cmd.add_parser(sub)
+    robustness_cmd.add_parser(sub)
+    attack_cmd.add_parser(sub)
     list_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     return parser

@@ -12,6 +12,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", required=True, help="run directory or model folder")
     p.add_argument("--data-dir", help="folder of GLUE task folders")
     p.add_argument("--eval-file", help="your own evaluation file (.tsv/.jsonl/.csv)")
+    p.add_argument("--advglue", help="an AdvGLUE-format JSON file: evaluate on its records for --task")
     p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
     p.add_argument("--max-length", type=int, default=128, help="maximum tokens per example (default: 128)")
     p.add_argument("--batch-size", type=int, default=128, help="evaluation batch size (default: 128)")
@@ -32,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     if args.batch_size <= 0:
         raise AdvlmError(f"--batch-size must be positive, got {args.batch_size}")
-    examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
+    if args.advglue:
+        from advlm.robustness.advglue import load_advglue
+
+        examples = subset(load_advglue(args.advglue, task), args.max_eval_samples)
+    else:
+        examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
     if any(ex.label is None for ex in examples):
         raise AdvlmError(f"the evaluation data of {task.name} has examples without a label; every example needs one")
     tokenizer = load_tokenizer(args.model)
@@ -41,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(
         model, tokenize_examples(tokenizer, examples, args.max_length), tokenizer, task, args.batch_size, progress=True
     )
-    print(f"{task.name} ({len(examples)} examples), model {args.model}")
+    source = f"AdvGLUE file {args.advglue}" if args.advglue else "dev"
+    print(f"{task.name} {source} ({len(examples)} examples), model {args.model}")
     print(format_table([metrics]))
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"task": task.name, "model": args.model, "eval": metrics}, f, indent=2)
+            json.dump({"task": task.name, "model": args.model, "data": source, "eval": metrics}, f, indent=2)
     return 0

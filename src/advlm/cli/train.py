@@ -28,6 +28,9 @@ RUN_FLAGS = {
     "max_grad_norm": (float, "gradient clipping norm"),
     "grad_accum": (int, "gradient accumulation steps"),
     "logging_steps": (int, "log every N optimizer steps"),
+    "robustness_eps": (float, "with --robustness: radius of the l2 ball for M-Inc"),
+    "robustness_steps": (int, "with --robustness: ascent steps (the cap)"),
+    "robustness_samples": (int, "with --robustness: dev examples measured (a fixed random slice)"),
 }
 
 
@@ -64,6 +67,13 @@ def add_parser(sub, argv: list[str]) -> None:
         )
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="no progress bar"
+    )
+    p.add_argument(
+        "--robustness",
+        dest="robustness",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json",
     )
     p.add_argument("--config", help="YAML file of settings (flags override it)")
     name = _peek_method(argv)
@@ -105,5 +115,9 @@ def run(args: argparse.Namespace) -> int:
         f"seed {metrics['seed']}, {metrics['steps']} steps in {metrics['train_runtime_s']:.0f}s"
     )
     print(format_table([{**metrics["eval"], "loss": metrics["eval_loss"]}]))
+    if "robustness" in metrics:
+        r = metrics["robustness"]
+        print(f"robustness on {r['examples']} correctly classified dev examples (eps {r['settings']['eps']}):")
+        print(format_table(r["rows"]) if r["rows"] else "no correctly classified example")
     print(f"run directory: {cfg.output_dir}")
     return 0

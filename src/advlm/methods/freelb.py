@@ -16,7 +16,7 @@ Departures and choices:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -56,28 +56,45 @@ class FreeLB(AdversarialMethod):
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         mask = token_mask(batch)
-        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps).requires_grad_()
-        replay = dropout_replay(batch) if self.same_dropout else None
-        losses, logits = [], None
-        for t in range(self.steps):
-            last = t == self.steps - 1
-            if t > 0 and replay is not None:
-                replay.restore()
-            with sync_unless_last(model, last):
-                out = forward_embeds(model, batch, delta)
-                loss, finite = guarded(out.loss, model, self.name)
-                backward(loss / self.steps)
-            losses.append(out.loss.detach())
-            if t == 0:
-                logits = out.logits.detach()
-            if not finite:  # the remaining passes see the clean input
-                delta = torch.zeros_like(delta).requires_grad_()
-            elif not last:
-                delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm)
-        loss = torch.stack(losses).mean()
-        metrics = {
-            "loss_first_pass": losses[0],
-            "loss_last_pass": losses[-1],
-            "delta_norm": example_norm(delta.detach()).mean(),
-        }
-        return StepOutput(loss, logits, metrics)
+        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
+
+        def ascent(delta: torch.Tensor) -> torch.Tensor:
+            return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm)
+
+        return free_passes(self, model, batch, backward, delta, ascent)[0]
+
+
+def free_passes(
+    method: AdversarialMethod,
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    backward: Backward,
+    delta: torch.Tensor,
+    ascent: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[StepOutput, torch.Tensor]:
+    """FreeLB's K passes (shared with TextAT): back-propagate loss_t / K at `delta`, then `delta = ascent(delta)`
+    (its `.grad` filled) except after the last pass. Returns the step's output and the final perturbation."""
+    steps = method.steps
+    delta = delta.requires_grad_()
+    replay = dropout_replay(batch) if method.same_dropout else None
+    losses, logits = [], None
+    for t in range(steps):
+        last = t == steps - 1
+        if t > 0 and replay is not None:
+            replay.restore()
+        with sync_unless_last(model, last):
+            out = forward_embeds(model, batch, delta)
+            loss, finite = guarded(out.loss, model, method.name)
+            backward(loss / steps)
+        losses.append(out.loss.detach())
+        logits = out.logits.detach() if t == 0 else logits
+        if not finite:  # the remaining passes see the clean input
+            delta = torch.zeros_like(delta).requires_grad_()
+        elif not last:
+            delta = ascent(delta)
+    metrics = {
+        "loss_first_pass": losses[0],
+        "loss_last_pass": losses[-1],
+        "delta_norm": example_norm(delta.detach()).mean(),
+    }
+    return StepOutput(torch.stack(losses).mean(), logits, metrics), delta.detach()

@@ -24,19 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, token_mask, unwrap, word_embeddings
-from advlm.methods.base import (
-    AdversarialMethod,
-    Backward,
-    StepOutput,
-    dropout_replay,
-    guarded,
-    hparam,
-    shared,
-    sync_unless_last,
-)
+from advlm.embeddings import embed, token_mask, unwrap, word_embeddings
+from advlm.methods.base import AdversarialMethod, Backward, StepOutput, hparam, shared
+from advlm.methods.freelb import free_passes
 from advlm.methods.registry import register
-from advlm.perturbation import TINY, ascend, example_norm, init_delta, project
+from advlm.perturbation import TINY, ascend, init_delta, project
 
 SPECIAL_CONFIG_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
 
@@ -96,33 +88,17 @@ class TextAT(AdversarialMethod):
         table, rows = self._ensure_table(model), self._table_mask(model, batch)
         start = init_delta(embed(model, ids), mask, self.init_mag, self.norm)
         start = start + table[ids].float() * rows.unsqueeze(-1)
-        delta = project(start, mask, self.eps, self.norm).requires_grad_()
-        replay = dropout_replay(batch) if self.same_dropout else None
-        losses, logits = [], None
-        for t in range(self.steps):
-            last = t == self.steps - 1
-            if t > 0 and replay is not None:
-                replay.restore()
-            with sync_unless_last(model, last):
-                out = forward_embeds(model, batch, delta)
-                loss, finite = guarded(out.loss, model, self.name)
-                backward(loss / self.steps)
-            losses.append(out.loss.detach())
-            logits = out.logits.detach() if t == 0 else logits
-            if not finite:
-                delta = torch.zeros_like(delta).requires_grad_()
-            elif not last:
-                token_norm = delta.detach().norm(dim=-1)  # B x T
-                scale = token_norm / token_norm.amax(dim=1, keepdim=True).clamp_min(TINY)
-                scale = torch.where(token_norm.amax(dim=1, keepdim=True) > 0, scale, torch.ones_like(scale))
-                delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm, token_scale=scale)
-        self._write_back(ids, rows, delta.detach())
-        metrics = {
-            "loss_first_pass": losses[0],
-            "loss_last_pass": losses[-1],
-            "delta_norm": example_norm(delta.detach()).mean(),
-        }
-        return StepOutput(torch.stack(losses).mean(), logits, metrics)
+        delta = project(start, mask, self.eps, self.norm)
+
+        def ascent(delta: torch.Tensor) -> torch.Tensor:
+            token_norm = delta.detach().norm(dim=-1)  # B x T: n_i = ||delta_i|| / max_j ||delta_j||
+            peak = token_norm.amax(dim=1, keepdim=True)
+            scale = torch.where(peak > 0, token_norm / peak.clamp_min(TINY), torch.ones_like(token_norm))
+            return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm, token_scale=scale)
+
+        out, final = free_passes(self, model, batch, backward, delta, ascent)
+        self._write_back(ids, rows, final)
+        return out
 
     @torch.no_grad()
     def _write_back(self, ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor) -> None:

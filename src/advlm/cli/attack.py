@@ -1,0 +1,102 @@
+"""`advlm attack`: an offline greedy word-substitution attack on a fine-tuned model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("attack", help="word-substitution attack (offline)", description=__doc__)
+    p.add_argument("--task", required=True, help="GLUE classification task")
+    p.add_argument("--model", required=True, help="run directory or model folder")
+    p.add_argument("--source", default="embedding", help="substitutes: embedding (the model's own) or glove")
+    p.add_argument("--max-fraction", type=float, default=0.2, help="most words changed, as a fraction (0.2)")
+    p.add_argument("--candidates", type=int, default=20, help="neighbours tried per word (default: 20)")
+    p.add_argument("--min-similarity", type=float, default=0.5, help="cosine similarity threshold (0.5)")
+    p.add_argument("--data-dir", help="folder of GLUE task folders")
+    p.add_argument("--eval-file", help="your own evaluation file instead of the dev split")
+    p.add_argument("--max-eval-samples", type=int, help="attack a fixed random slice of this many examples")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--save", help="write every example (original, adversarial, outcome) to this JSON lines file")
+    p.add_argument("--output", help="write the summary to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from advlm.cli.options import format_table
+    from advlm.data import get_task, load_split
+    from advlm.errors import AdvlmError
+    from advlm.modeling import load_model, load_tokenizer
+    from advlm.robustness.advglue import require_task_order
+    from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
+    from advlm.training import subset
+
+    task = get_task(args.task)
+    if task.is_regression:
+        raise AdvlmError(f"{task.name} is a regression task; the attack needs class predictions")
+    if args.source not in ("embedding", "glove"):
+        raise AdvlmError(f"unknown substitute source '{args.source}'; use embedding or glove")
+    if not 0 <= args.max_fraction <= 1:
+        raise AdvlmError(f"--max-fraction must be in [0, 1], got {args.max_fraction}")
+    examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, task).to("cuda" if torch.cuda.is_available() else "cpu")
+    require_task_order(model, task)
+    vectors = glove_vectors() if args.source == "glove" else embedding_vectors(model, tokenizer)
+    predict = model_predictor(model, tokenizer, args.max_length)
+    results = [
+        attack_example(ex.texts, ex.label, predict, vectors, args.max_fraction, args.candidates, args.min_similarity)
+        for ex in tqdm(examples, desc="attack")
+    ]
+    summary = {
+        "task": task.name,
+        "model": args.model,
+        "source": args.source,
+        "max_fraction": args.max_fraction,
+        "candidates": args.candidates,
+        "min_similarity": args.min_similarity,
+        **summarize(results),
+    }
+    print(
+        format_table(
+            [
+                {
+                    k: summary[k]
+                    for k in (
+                        "examples",
+                        "clean_accuracy",
+                        "accuracy_under_attack",
+                        "attack_success_rate",
+                        "mean_fraction_changed",
+                        "queries_per_example",
+                    )
+                }
+            ]
+        )
+    )
+    if args.save:
+        with open(args.save, "w") as f:
+            for r in results:
+                f.write(
+                    json.dumps(
+                        {
+                            "original": r.original,
+                            "adversarial": r.adversarial,
+                            "label": r.label,
+                            "clean_correct": r.clean_correct,
+                            "success": r.success,
+                            "changed": r.changed,
+                            "words": r.words,
+                            "substitutions": r.substitutions,
+                        }
+                    )
+                    + "\n"
+                )
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(summary, f, indent=2)
+    return 0

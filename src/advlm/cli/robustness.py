@@ -1,0 +1,84 @@
+"""`advlm robustness`: FreeLB's Table 5 (M-Inc, M-Inc (R), N-Loss) for one or more fine-tuned models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("robustness", help="maximum loss increase in an eps ball (FreeLB Table 5)", description=__doc__)
+    p.add_argument("--task", required=True, help="GLUE classification task")
+    p.add_argument("--models", nargs="+", required=True, help="run directories; the first is the reference")
+    p.add_argument("--eps", type=float, default=0.1, help="radius of the l2 ball for M-Inc (default: 0.1)")
+    p.add_argument("--steps", type=int, default=20, help="ascent steps per radius, the cap (default: 20)")
+    p.add_argument("--norm", default="l2", help="l2 or linf (default: l2)")
+    p.add_argument("--r-max", type=float, default=1.0, help="upper end of the radius bisection (default: 1.0)")
+    p.add_argument("--bisection", type=int, default=6, help="bisection iterations for the radii (default: 6)")
+    p.add_argument("--data-dir", help="folder of GLUE task folders")
+    p.add_argument("--eval-file", help="your own evaluation file instead of the dev split")
+    p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--output", help="write the table and settings to this JSON file")
+    p.set_defaults(func=run)
+
+
+def check_settings(args) -> None:
+    from advlm.errors import AdvlmError
+
+    if args.norm not in ("l2", "linf"):
+        raise AdvlmError(f"unknown norm '{args.norm}'; use l2 or linf")
+    if args.steps < 1 or args.bisection < 1:
+        raise AdvlmError("--steps and --bisection must be at least 1")
+    if args.eps < 0 or args.r_max <= 0:
+        raise AdvlmError("--eps must be >= 0 and --r-max > 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from advlm.cli.options import format_table
+    from advlm.data import get_task, load_split, tokenize_examples
+    from advlm.errors import AdvlmError
+    from advlm.modeling import load_model, load_tokenizer
+    from advlm.robustness.advglue import require_task_order
+    from advlm.robustness.loss_increase import compare
+    from advlm.training import subset
+
+    check_settings(args)
+    task = get_task(args.task)
+    if task.is_regression:
+        raise AdvlmError(f"{task.name} is a regression task; the Table-5 measure needs class predictions")
+    examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = load_tokenizer(args.models[0])
+    models = {}
+    for i, path in enumerate(args.models):  # the same folder twice stays two rows
+        models[path if path not in models else f"{path} ({i + 1})"] = load_model(path, task).to(device)
+    for model in models.values():
+        require_task_order(model, task)
+    dataset = tokenize_examples(tokenizer, examples, args.max_length)
+    result = compare(
+        models,
+        dataset,
+        tokenizer,
+        args.eps,
+        args.steps,
+        args.norm,
+        args.r_max,
+        args.bisection,
+        args.batch_size,
+        progress=True,
+    )
+    result["task"] = task.name
+    print(
+        f"{task.name}: {result['examples']} of {len(examples)} examples classified correctly by every model; "
+        f"eps {args.eps} ({args.norm}), at most {args.steps} ascent steps, "
+        f"radii from {args.models[0]} (median {result['settings'].get('median_radius', 0):.3f})"
+    )
+    print(format_table(result["rows"]) if result["rows"] else "no example is classified correctly by every model")
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
