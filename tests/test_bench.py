@@ -1,0 +1,46 @@
+"""The benchmark machinery on a tiny grid: one JSON per run, resume, tables, plots and the docs page."""
+
+import json
+
+from advlm.bench.cost import build_method_spec, measure
+from advlm.bench.grid import Grid, run_grid
+from advlm.bench.render import cost_table, load_runs, plots, quality_table, write_docs
+
+
+def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
+    grid = Grid(
+        name="tiny",
+        tasks=["rte"],
+        methods=["vanilla", "freelb"],
+        seeds=[1, 2],
+        train=dict(max_train_samples=16, max_eval_samples=16, epochs=1, batch_size=8),
+    )
+    results = tmp_path / "results" / "cpu-test"
+    paths = run_grid(grid, results, str(glue_dir), str(tiny_model_dir), progress=False)
+    assert len(paths) == 4 and all(p.exists() for p in paths)
+    record = json.loads(paths[0].read_text())
+    assert record["environment"]["hardware"] and "torch" in record["environment"]["packages"]
+    assert record["grid"]["name"] == "tiny" and record["config"]["seed"] == 1
+    stamp = paths[0].stat().st_mtime_ns
+    run_grid(grid, results, str(glue_dir), str(tiny_model_dir), progress=False)  # done runs are skipped
+    assert paths[0].stat().st_mtime_ns == stamp
+    table, verdicts = quality_table(load_runs(results))
+    assert "| rte (accuracy, 2) |" in table and "FreeLB paper" in table
+    assert verdicts and verdicts[0].startswith("freelb beats vanilla's median on ")
+    cost = {
+        "settings": {"batch_size": 2, "seq_len": 16, "steps": 1, "warmup": 1},
+        "environment": record["environment"],
+        "results": [measure(k, 2, 16, 1, 1, "cpu") for k in ("floor", "method:vanilla", "method:freelb")],
+    }
+    (results / "cost.json").write_text(json.dumps(cost))
+    table, notes = cost_table(cost)
+    assert "| method:freelb |" in table and "| 2 |" in table  # FreeLB's ideal ratio: K = 2 passes
+    assert [p.name for p in plots(load_runs(results), cost, results)] == ["quality.png", "cost.png"]
+    docs = write_docs(tmp_path / "results", tmp_path / "benchmarks.md")
+    text = docs.read_text()
+    assert "## cpu-test" in text and "### Cost per optimizer step" in text and "quality.png" in text
+
+
+def test_method_spec_parses_overrides():
+    method = build_method_spec("smart,bregman=false,weight=3")
+    assert method.bregman is False and method.weight == 3.0
