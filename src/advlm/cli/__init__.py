@@ -8,7 +8,7 @@ import sys
 
 from advlm.errors import AdvlmError
 
-SUBCOMMANDS = ("train", "eval", "robustness", "attack", "bench", "list", "report")
+SUBCOMMANDS = ("train", "eval", "robustness", "attack", "bench", "pretrain", "list", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,6 +24,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from advlm.cli import bench as bench_cmd
     from advlm.cli import evaluate as eval_cmd
     from advlm.cli import list_methods as list_cmd
+    from advlm.cli import pretrain as pretrain_cmd
     from advlm.cli import report as report_cmd
     from advlm.cli import robustness as robustness_cmd
     from advlm.cli import train as train_cmd
@@ -36,6 +37,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     robustness_cmd.add_parser(sub)
     attack_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    pretrain_cmd.add_parser(sub)
     list_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     return parser

@@ -53,9 +53,9 @@ class WordVectors:
         return [(self.words[j], float(s)) for s, j in zip(top.values, top.indices) if s >= min_similarity]
 
 
-def embedding_vectors(model: torch.nn.Module, tokenizer) -> WordVectors:
+def embedding_vectors(model: torch.nn.Module, tokenizer, stop_words: frozenset[str] = STOP_WORDS) -> WordVectors:
     """The model's input embeddings of whole-word vocabulary entries (alphabetic, 2+ letters, no sub-word
-    pieces, no special tokens, no stop words)."""
+    pieces, no special tokens, none of `stop_words`)."""
     from advlm.embeddings import word_embeddings
 
     weight = word_embeddings(model).weight.detach().cpu()
@@ -70,7 +70,7 @@ def embedding_vectors(model: torch.nn.Module, tokenizer) -> WordVectors:
             and word.isalpha()
             and word.isascii()
             and len(word) > 1
-            and word.lower() not in STOP_WORDS
+            and word.lower() not in stop_words
             and i < len(weight)
         ):
             words.append(word.lower())
