@@ -10,13 +10,13 @@ pre-tokenized batch (random token ids, every position real), AdamW. Kinds:
 - `stock-trainer` the same with the stock `transformers.Trainer` (vanilla);
 - `smart-pytorch` the `smart-pytorch` package's SMART regularizer (no Bregman term) on the same batch.
 Times are medians over the measured steps (after warm-up), synchronized on GPU; peak memory is the
-process's max RSS on CPU and `torch.cuda.max_memory_allocated` on GPU.
+process's resident memory sampled every 2 ms while the steps run (model loaded) on CPU, and
+`torch.cuda.max_memory_allocated` since the steps began on GPU.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +46,39 @@ def _batch(tokenizer_vocab: int, batch_size: int, seq_len: int, device) -> dict[
         "token_type_ids": torch.zeros_like(ids).to(device),
         "labels": torch.randint(0, 2, (batch_size,), generator=g).to(device),
     }
+
+
+class PeakRSS:
+    """Samples this process's resident memory every few milliseconds in a thread: the peak while a block
+    runs (process-wide max RSS would be dominated by model loading, the same for every kind)."""
+
+    def __init__(self, interval: float = 0.002):
+        import threading
+
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        import os
+
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
 
 
 def _sync(device) -> None:
@@ -122,6 +155,10 @@ def measure(kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, d
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=fused)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fused else torch.autocast("cpu", enabled=False)
     per_step_examples = batch_size
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sampler = PeakRSS()  # entered here, left after the timed steps (the kinds below differ in shape)
+    sampler.__enter__()
     if kind == "floor":
 
         def step():
@@ -149,11 +186,8 @@ def measure(kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, d
         times = _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device)
     else:
         raise ValueError(f"unknown cost kind {kind}")
-    peak = (
-        torch.cuda.max_memory_allocated()
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+    sampler.__exit__()
+    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else sampler.peak
     median = statistics.median(times)
     return {
         "kind": kind,

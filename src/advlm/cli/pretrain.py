@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
         "masking": "bert, wwm, ngram or macbert",
         "corpus": "text file with one sentence or document per line, or 'glue' (GLUE training sentences)",
         "model": "model folder to continue from (default: the packaged MiniLM)",
-        "model_config": "a config.json: train a small model from scratch instead",
+        "model_config": "a config.json (tokenizer files beside it): train a small model from scratch instead",
         "similar": "MacBERT's similar words: embedding, glove, wordnet or cilin (Chinese)",
         "language": "en or zh (Chinese: jieba words, characters as tokens)",
         "generator_layers": "ELECTRA generator depth (default: a third of the discriminator's)",

@@ -152,7 +152,7 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         tokens += int(batch["attention_mask"].sum())
-        history.append({k: float(v) for k, v in record.items()} | {"step": step + 1})
+        history.append({k: float(v.detach()) for k, v in record.items()} | {"step": step + 1})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             torch.save(
