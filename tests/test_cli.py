@@ -278,3 +278,24 @@ def test_console_script_exit_code(tmp_path):
     )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("advlm: error: unknown task")
     assert torch.__version__  # the environment under test has torch importable
+
+
+def test_same_seed_gives_the_same_run(tmp_path, glue_dir, tokenizer):
+    """The new classifier head is seeded too: two runs with one seed end with identical weights."""
+    from safetensors.torch import load_file
+    from transformers import BertModel
+
+    from tests.conftest import tiny_bert_config
+
+    encoder_only = tmp_path / "encoder"  # no classifier in the checkpoint, like the packaged MiniLM
+    BertModel(tiny_bert_config()).save_pretrained(encoder_only)
+    tokenizer.save_pretrained(encoder_only)
+    outs = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        code, out = _train(run_dir, glue_dir, encoder_only, "--seed", "5")
+        assert code == 0
+        outs.append(load_file(out / "model.safetensors"))
+    assert outs[0].keys() == outs[1].keys()
+    assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

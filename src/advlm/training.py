@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 import yaml
-from transformers import TrainingArguments
+from transformers import TrainingArguments, set_seed
 
 from advlm.config import TrainConfig
 from advlm.data import get_task, load_split, tokenize_examples
@@ -92,6 +92,7 @@ def prepare(cfg: TrainConfig):
         if any(ex.label is None for ex in split):
             raise AdvlmError(f"the {name} data of {task.name} has examples without a label; every example needs one")
     tokenizer = load_tokenizer(cfg.model)
+    set_seed(cfg.seed)  # the new classifier head is drawn here: the same seed must give the same head
     model = load_model(cfg.model, task)
     method.prepare(model)
     return (
