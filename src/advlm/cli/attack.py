@@ -7,6 +7,8 @@ import json
 
 
 def add_parser(sub) -> None:
+    from advlm.cli.options import add_eval_data_flags
+
     p = sub.add_parser("attack", help="word-substitution attack (offline)", description=__doc__)
     p.add_argument("--task", required=True, help="GLUE classification task")
     p.add_argument("--model", required=True, help="run directory or model folder")
@@ -14,10 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-fraction", type=float, default=0.2, help="most words changed, as a fraction (0.2)")
     p.add_argument("--candidates", type=int, default=20, help="neighbours tried per word (default: 20)")
     p.add_argument("--min-similarity", type=float, default=0.5, help="cosine similarity threshold (0.5)")
-    p.add_argument("--data-dir", help="folder of GLUE task folders")
-    p.add_argument("--eval-file", help="your own evaluation file instead of the dev split")
-    p.add_argument("--max-eval-samples", type=int, help="attack a fixed random slice of this many examples")
-    p.add_argument("--max-length", type=int, default=128)
+    add_eval_data_flags(p)
     p.add_argument("--save", help="write every example (original, adversarial, outcome) to this JSON lines file")
     p.add_argument("--output", help="write the summary to this JSON file")
     p.set_defaults(func=run)

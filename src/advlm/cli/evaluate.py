@@ -7,14 +7,13 @@ import json
 
 
 def add_parser(sub) -> None:
+    from advlm.cli.options import add_eval_data_flags
+
     p = sub.add_parser("eval", help="evaluate a fine-tuned model", description=__doc__)
     p.add_argument("--task", required=True, help="GLUE task name")
     p.add_argument("--model", required=True, help="run directory or model folder")
-    p.add_argument("--data-dir", help="folder of GLUE task folders")
-    p.add_argument("--eval-file", help="your own evaluation file (.tsv/.jsonl/.csv)")
+    add_eval_data_flags(p)
     p.add_argument("--advglue", help="an AdvGLUE-format JSON file: evaluate on its records for --task")
-    p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
-    p.add_argument("--max-length", type=int, default=128, help="maximum tokens per example (default: 128)")
     p.add_argument("--batch-size", type=int, default=128, help="evaluation batch size (default: 128)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
     p.set_defaults(func=run)

@@ -42,3 +42,11 @@ def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = N
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(x.ljust(w) for x, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def add_eval_data_flags(p) -> None:
+    """Where the evaluation examples come from (shared by eval, robustness and attack)."""
+    p.add_argument("--data-dir", help="folder of GLUE task folders")
+    p.add_argument("--eval-file", help="your own evaluation file (.tsv/.jsonl/.csv) instead of the dev split")
+    p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
+    p.add_argument("--max-length", type=int, default=128, help="maximum tokens per example (default: 128)")

@@ -7,6 +7,8 @@ import json
 
 
 def add_parser(sub) -> None:
+    from advlm.cli.options import add_eval_data_flags
+
     p = sub.add_parser("robustness", help="maximum loss increase in an eps ball (FreeLB Table 5)", description=__doc__)
     p.add_argument("--task", required=True, help="GLUE classification task")
     p.add_argument("--models", nargs="+", required=True, help="run directories; the first is the reference")
@@ -15,10 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--norm", default="l2", help="l2 or linf (default: l2)")
     p.add_argument("--r-max", type=float, default=1.0, help="upper end of the radius bisection (default: 1.0)")
     p.add_argument("--bisection", type=int, default=6, help="bisection iterations for the radii (default: 6)")
-    p.add_argument("--data-dir", help="folder of GLUE task folders")
-    p.add_argument("--eval-file", help="your own evaluation file instead of the dev split")
-    p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
-    p.add_argument("--max-length", type=int, default=128)
+    add_eval_data_flags(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--output", help="write the table and settings to this JSON file")
     p.set_defaults(func=run)
