@@ -10,7 +10,6 @@ import numpy as np
 
 from advlm.bench.papers import PAPERS
 from advlm.data import get_task
-from advlm.methods import method_class
 
 CHALLENGERS = ("freelb", "smart", "textat")
 
@@ -239,7 +238,3 @@ def write_docs(results_root: Path, docs: Path) -> Path:
                 parts += [f"![{png}](../{(hw / png).relative_to(results_root.parent.parent).as_posix()})", ""]
     docs.write_text("\n".join(parts))
     return docs
-
-
-def ideal_passes(name: str) -> float:
-    return method_class(name)().passes

@@ -84,13 +84,13 @@ def add_parser(sub, argv: list[str]) -> None:
     if cls is not None:
         group = p.add_argument_group(f"{cls.name} hyper-parameters", (cls.__doc__ or "").strip().splitlines()[0])
         add_dataclass_flags(group, cls.hyperparameters())
-    p.set_defaults(func=run, method_cls=cls)
+    p.set_defaults(func=run)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     from advlm.methods import method_class
 
-    given = {k: v for k, v in vars(args).items() if k not in ("func", "method_cls", "config", "command")}
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "config", "command")}
     settings = read_yaml(args.config) if args.config else {}
     method_name = given.get("method") or settings.get("method") or "vanilla"
     fields = {f.name for f in method_class(method_name).hyperparameters()}

@@ -38,5 +38,5 @@ def tokenize_examples(
 
 
 def make_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
-    """Pads to the longest sequence in the batch (to a multiple of 8 on GPU-friendly shapes)."""
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None, return_tensors="pt")
+    """Pads each batch to its longest sequence (dynamic padding)."""
+    return DataCollatorWithPadding(tokenizer, return_tensors="pt")
