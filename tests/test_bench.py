@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from advlm import AdvlmError
 from advlm.bench.cost import build_method_spec, measure
 from advlm.bench.grid import Grid, run_grid
 from advlm.bench.render import cost_table, load_runs, plots, quality_table, write_docs
@@ -44,3 +47,22 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
 def test_method_spec_parses_overrides():
     method = build_method_spec("smart,bregman=false,weight=3")
     assert method.bregman is False and method.weight == 3.0
+
+
+def test_parallel_grid_matches_sequential_and_reports_failures(tmp_path, glue_dir, tiny_model_dir):
+    grid = Grid(
+        name="tiny",
+        tasks=["rte"],
+        methods=["vanilla", "fgm"],
+        seeds=[1],
+        train=dict(max_train_samples=16, max_eval_samples=16, epochs=1, batch_size=8),
+    )
+    one = run_grid(grid, tmp_path / "one", str(glue_dir), str(tiny_model_dir), progress=False)
+    two = run_grid(grid, tmp_path / "two", str(glue_dir), str(tiny_model_dir), progress=False, jobs=2)
+    for a, b in zip(one, two):
+        first, second = json.loads(a.read_text()), json.loads(b.read_text())
+        assert abs(first["eval_loss"] - second["eval_loss"]) < 1e-4, a.name
+    broken = Grid(name="broken", tasks=["rte"], methods=["vanilla", "nosuch"], seeds=[1], train=grid.train)
+    with pytest.raises(AdvlmError, match=r"1 of 2 runs failed:\n  rte-nosuch-s1: AdvlmError: unknown method"):
+        run_grid(broken, tmp_path / "three", str(glue_dir), str(tiny_model_dir), progress=False, jobs=2)
+    assert (tmp_path / "three" / "runs" / "rte-vanilla-s1.json").exists()  # the good run was kept

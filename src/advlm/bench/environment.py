@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -31,6 +32,9 @@ def hardware_name(device: str = "cpu") -> str:
 
 
 def git_commit() -> str | None:
+    """HEAD of the checkout, or `$ADVLM_GIT_COMMIT` where the code runs from a copy without `.git`."""
+    if os.environ.get("ADVLM_GIT_COMMIT"):
+        return os.environ["ADVLM_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -44,13 +48,20 @@ def git_commit() -> str | None:
         return None
 
 
+def _advlm_version() -> str:
+    """Running from the source tree (PYTHONPATH=src) installs no metadata."""
+    from advlm._version import __version__
+
+    return __version__
+
+
 def describe(device: str = "cpu") -> dict:
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
-            versions[name] = None
+            versions[name] = _advlm_version() if name == "advlm" else None
     return {
         "hardware": hardware_name(device),
         "device": device,

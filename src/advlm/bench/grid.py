@@ -7,8 +7,10 @@ grid it belongs to. Runs whose JSON exists are skipped, so an interrupted grid r
 from __future__ import annotations
 
 import json
-import shutil
+import multiprocessing
+import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 
 from advlm.bench.environment import describe
 from advlm.config import TrainConfig
+from advlm.errors import AdvlmError
 
 
 @dataclass
@@ -61,24 +64,62 @@ def run_name(task: str, method: str, seed: int) -> str:
 
 
 def run_grid(
-    grid: Grid, results: Path, data_dir: str | None = None, model: str | None = None, progress: bool = True
+    grid: Grid,
+    results: Path,
+    data_dir: str | None = None,
+    model: str | None = None,
+    progress: bool = True,
+    jobs: int = 1,
 ) -> list[Path]:
-    """Run every missing (task, method, seed) of `grid`; returns the JSON paths of all its runs."""
-    from advlm.training import run_training
+    """Run every missing (task, method, seed) of `grid`; returns the JSON paths of all its runs.
 
+    Runs go seed by seed (an interrupted grid holds whole seeds). `jobs` > 1 runs that many at once in
+    worker processes: a small model leaves a GPU mostly idle between kernel launches, so several runs
+    share it well. A failed run does not stop the others; the failures are raised together at the end.
+    """
     runs_dir = results / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     env = describe("cuda" if _cuda() else "cpu")
-    todo = [(t, m, s) for t in grid.tasks for m in grid.methods for s in grid.seeds]
-    paths = []
-    bar = tqdm(todo, desc=f"bench {grid.name}", disable=not progress)
-    for task, method, seed in bar:
-        path = runs_dir / f"{run_name(task, method, seed)}.json"
-        paths.append(path)
-        if path.exists():
-            continue
-        bar.set_postfix_str(run_name(task, method, seed))
-        settings = {**grid.train, **grid.per_task.get(task, {})}
+    todo = [(t, m, s) for s in grid.seeds for t in grid.tasks for m in grid.methods]
+    paths = [runs_dir / f"{run_name(*spec)}.json" for spec in todo]
+    missing = [(spec, path) for spec, path in zip(todo, paths) if not path.exists()]
+    bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc=f"bench {grid.name}", disable=not progress)
+    failures = []
+
+    def done(spec, error: str | None) -> None:
+        if error:
+            failures.append(f"{run_name(*spec)}: {error}")
+            tqdm.write(f"run {run_name(*spec)} failed: {error}")
+        bar.update()
+
+    if jobs <= 1:
+        for spec, path in missing:
+            bar.set_postfix_str(run_name(*spec))
+            done(spec, run_one(grid, spec, path, data_dir, model, env))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+            futures = {pool.submit(run_one, grid, spec, path, data_dir, model, env): spec for spec, path in missing}
+            for future in as_completed(futures):
+                try:
+                    error = future.result()
+                except Exception as e:  # the worker process itself died
+                    error = f"{type(e).__name__}: {e}"
+                done(futures[future], error)
+    bar.close()
+    if failures:
+        raise AdvlmError(f"{len(failures)} of {len(missing)} runs failed:\n  " + "\n  ".join(failures))
+    return paths
+
+
+def run_one(grid: Grid, spec: tuple[str, str, int], path: Path, data_dir, model, env: dict) -> str | None:
+    """Train one run of the grid and write its JSON; returns an error message instead of raising."""
+    from advlm.training import run_training
+
+    task, method, seed = spec
+    settings = {**grid.train, **grid.per_task.get(task, {})}
+    try:
         with tempfile.TemporaryDirectory(prefix="advlm-bench-") as tmp:
             cfg = TrainConfig(
                 task=task,
@@ -93,10 +134,19 @@ def run_grid(
                 **settings,
             )
             metrics = run_training(cfg)
-            shutil.rmtree(Path(tmp) / "run", ignore_errors=True)
-        record = {**metrics, "grid": asdict(grid), "config": cfg.to_dict(), "environment": env}
-        path.write_text(json.dumps(record, indent=2, default=float))
-    return paths
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    record = {**metrics, "grid": asdict(grid), "config": cfg.to_dict(), "environment": env}
+    partial = path.with_suffix(".json.partial")  # a run killed while writing leaves no JSON to skip
+    partial.write_text(json.dumps(record, indent=2, default=float))
+    partial.replace(path)
+    return None
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _cuda() -> bool:

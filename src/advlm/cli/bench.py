@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--cost-steps", type=int, help="measured steps per kind (default: 50 on GPU, 6 on CPU)")
     p.add_argument("--data-dir", help="folder of GLUE task folders")
     p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="grid runs at once, in worker processes (default: 1); on a GPU a small model leaves room for several",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.grid not in GRIDS:
         raise AdvlmError(f"unknown grid '{args.grid}'; choose one of: {', '.join(GRIDS)}")
+    if args.jobs < 1:
+        raise AdvlmError(f"--jobs must be at least 1, got {args.jobs}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise AdvlmError("--device cuda but no CUDA device is visible; use --device cpu")
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results) / env["hardware"]
     results.mkdir(parents=True, exist_ok=True)
     if not args.render_only and not args.skip_quality:
-        run_grid(GRIDS[args.grid], results, args.data_dir, args.model)
+        run_grid(GRIDS[args.grid], results, args.data_dir, args.model, jobs=args.jobs)
     cost_file = results / "cost.json"
     if not args.render_only and not args.skip_cost:
         gpu = device == "cuda"
@@ -55,13 +63,21 @@ def run(args: argparse.Namespace) -> int:
             "steps": args.cost_steps or (50 if gpu else 6),
             "warmup": 10 if gpu else 2,
         }
-        measured = [
-            measure_in_subprocess(
-                kind, settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device
+        measured = []
+        for kind in tqdm(cost_kinds(), desc="cost"):
+            measured.append(
+                measure_in_subprocess(
+                    kind,
+                    settings["batch_size"],
+                    settings["seq_len"],
+                    settings["steps"],
+                    settings["warmup"],
+                    device,
+                    args.model,
+                )
             )
-            for kind in tqdm(cost_kinds(), desc="cost")
-        ]
-        cost_file.write_text(json.dumps({"settings": settings, "environment": env, "results": measured}, indent=2))
+            # written after every kind: an interrupted measurement keeps what it measured
+            cost_file.write_text(json.dumps({"settings": settings, "environment": env, "results": measured}, indent=2))
     runs = load_runs(results)
     cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
     plots(runs, cost, results)

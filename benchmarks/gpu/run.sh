@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
+#   1. the environment; 2. the cost table, the GPU to itself; 3. the full grid, JOBS runs at once (under
+#   CUDA MPS when it starts, so their small kernels overlap), stopped at the deadline: finished runs are kept
+#   and a later call resumes; 4. the results tarred to $OUT/results.tgz. Render here with
+#   `advlm bench --render-only` after unpacking into benchmarks/results/.
+set -u
+START=$(date +%s)
+BUDGET=${BUDGET:-540}   # seconds from start to the tarball
+OUT=${OUT:-/tmp/advlm-gpu-out}
+RESULTS=${RESULTS:-/tmp/advlm-results}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+JOBS=${JOBS:-14}
+mkdir -p "$OUT" "$RESULTS"
+export PYTHONPATH=$PWD/src:$PWD/.gpu/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export ADVLM_MODEL=$PWD/.gpu/model ADVLM_DATA_DIR=$PWD/.gpu/glue ADVLM_GIT_COMMIT=$(cat .gpu/COMMIT)
+left() { echo $((START + BUDGET - $(date +%s) - ${1:-0})); }
+
+{ nvidia-smi || true; "$PY" -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__, 'cuda', torch.cuda.is_available())"; } 2>&1 | tee "$OUT/env.log"
+
+timeout "${COST_SECONDS:-170}" "$PY" -m advlm bench --skip-quality --device "$DEVICE" --results "$RESULTS" \
+  --docs "$RESULTS/benchmarks.md" ${COST_STEPS:+--cost-steps $COST_STEPS} 2>&1 | tee "$OUT/cost.log"
+
+if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  if nvidia-cuda-mps-control -d && timeout 30 "$PY" -c "import torch; torch.ones(1, device='cuda').sum().item(); print('MPS on')"; then :
+  else
+    echo quit | nvidia-cuda-mps-control || true
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+    echo "MPS off"
+  fi
+fi 2>&1 | tee "$OUT/mps.log"
+grep -q "MPS on" "$OUT/mps.log" && export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+
+echo "grid: $(left 20) s left"
+timeout "$(left 20)" "$PY" -m advlm bench --grid "${GRID:-full}" --skip-cost --device "$DEVICE" --jobs "$JOBS" \
+  --results "$RESULTS" --docs "$RESULTS/benchmarks.md" 2>&1 | tee "$OUT/grid.log"
+echo "grid stopped after $(( $(date +%s) - START )) s; runs: $(ls "$RESULTS"/*/runs/*.json 2>/dev/null | wc -l)" | tee -a "$OUT/grid.log"
+tar czf "$OUT/results.tgz" -C "$RESULTS" .
