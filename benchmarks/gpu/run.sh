@@ -6,7 +6,7 @@
 #   `advlm bench --render-only` after unpacking into benchmarks/results/.
 set -u
 START=$(date +%s)
-BUDGET=${BUDGET:-540}   # seconds from start to the tarball
+BUDGET=${BUDGET:-500}   # seconds from start to the tarball
 OUT=${OUT:-/tmp/advlm-gpu-out}
 RESULTS=${RESULTS:-/tmp/advlm-results}
 PY=${PY:-python3}
@@ -34,8 +34,10 @@ if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
 fi 2>&1 | tee "$OUT/mps.log"
 grep -q "MPS on" "$OUT/mps.log" && export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
 
+snapshot() { tar czf "$OUT/partial.tgz" -C "$RESULTS" . && mv "$OUT/partial.tgz" "$OUT/results.tgz"; }
+(while sleep 40; do snapshot; done) &  # if the call itself is cut short, the last snapshot comes back
 echo "grid: $(left 20) s left"
 timeout "$(left 20)" "$PY" -m advlm bench --grid "${GRID:-full}" --skip-cost --device "$DEVICE" --jobs "$JOBS" \
   --results "$RESULTS" --docs "$RESULTS/benchmarks.md" 2>&1 | tee "$OUT/grid.log"
 echo "grid stopped after $(( $(date +%s) - START )) s; runs: $(ls "$RESULTS"/*/runs/*.json 2>/dev/null | wc -l)" | tee -a "$OUT/grid.log"
-tar czf "$OUT/results.tgz" -C "$RESULTS" .
+kill %1 2>/dev/null; snapshot
