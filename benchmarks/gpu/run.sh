@@ -35,9 +35,9 @@ fi 2>&1 | tee "$OUT/mps.log"
 grep -q "MPS on" "$OUT/mps.log" && export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
 
 snapshot() { tar czf "$OUT/partial.tgz" -C "$RESULTS" . && mv "$OUT/partial.tgz" "$OUT/results.tgz"; }
-(while sleep 40; do snapshot; done) &  # if the call itself is cut short, the last snapshot comes back
+(while sleep 40; do snapshot; done) & SNAPSHOTS=$!  # if the call itself is cut short, the last snapshot comes back
 echo "grid: $(left 20) s left"
 timeout "$(left 20)" "$PY" -m advlm bench --grid "${GRID:-full}" --skip-cost --device "$DEVICE" --jobs "$JOBS" \
   --results "$RESULTS" --docs "$RESULTS/benchmarks.md" 2>&1 | tee "$OUT/grid.log"
 echo "grid stopped after $(( $(date +%s) - START )) s; runs: $(ls "$RESULTS"/*/runs/*.json 2>/dev/null | wc -l)" | tee -a "$OUT/grid.log"
-kill %1 2>/dev/null; snapshot
+kill $SNAPSHOTS 2>/dev/null; snapshot
