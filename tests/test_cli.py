@@ -264,6 +264,8 @@ def test_method_help_lists_exactly_its_hyperparameters(capsys):
         "--same-dropout",
         "--no-same-dropout",
         "--adv-start-step",
+        "--nan-guard",
+        "--no-nan-guard",
     }
     smart = _method_flags(capsys, "smart")
     assert {"--mu", "--beta", "--bregman", "--no-bregman"} <= smart and "--norm" not in smart

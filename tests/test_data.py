@@ -114,3 +114,28 @@ def test_missing_file_and_unknown_task(tmp_path):
         load_split(get_task("rte"), "train", tmp_path / "nowhere")
     with pytest.raises(AdvlmError, match="unknown task 'glue9'"):
         get_task("glue9")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("task,labels", [("mrpc", [0, 1, 1]), ("stsb", [0.5, 3.2, 5.0])])
+def test_collator_matches_the_tokenizers_padding(tokenizer, side, task, labels):
+    """Our tensor-copy collator gives exactly what transformers' DataCollatorWithPadding gives."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from advlm.data.collate import make_collator, tokenize_examples
+    from advlm.data.loading import Example
+
+    texts = [("a short one", "and its pair"), ("a much longer sentence than the others here", "b"), ("x", "y z")]
+    examples = [Example(t, label) for t, label in zip(texts, labels)]
+    features = tokenize_examples(tokenizer, examples, max_length=12).features
+    tokenizer.padding_side = side
+    try:
+        ours = make_collator(tokenizer)(features)
+        as_lists = [{k: v.tolist() if torch.is_tensor(v) else v for k, v in f.items()} for f in features]
+        theirs = DataCollatorWithPadding(tokenizer, return_tensors="pt")(as_lists)
+    finally:
+        tokenizer.padding_side = "right"
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key

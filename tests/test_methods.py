@@ -251,6 +251,50 @@ def test_textat_table_changes_only_batch_rows_and_round_trips(tmp_path):
     assert torch.equal(again.table, table)
 
 
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
+    """On a GPU a host sync stalls the launch queue. Beyond the model's own (transformers' attention-mask
+    check, once per forward), a step's only syncs are the guard's checks, and nan_guard=False drops them."""
+    from advlm.bench.cost import OpCounter
+
+    def count(run, model):
+        forwards = []
+        hook = torch.nn.modules.module.register_module_forward_pre_hook(
+            lambda module, args: forwards.append(1) if type(module) is type(model) else None
+        )
+        with OpCounter() as counter:
+            run()
+        hook.remove()
+        return counter.syncs, len(forwards)
+
+    plain = tiny.model()
+    per_forward, _ = count(lambda: plain(**tiny.batch(plain)), plain)
+    added = {}
+    for guard in (True, False):
+        model = tiny.model()
+        method = build_method(name, nan_guard=guard)
+        method.prepare(model)
+        method.step(model, tiny.batch(model))  # first step: lazy state (TextAT's table, SMART's teacher)
+        syncs, forwards = count(lambda: method.step(model, tiny.batch(model)), model)
+        added[guard] = syncs - forwards * per_forward
+    assert added == {True: {"freelb": 2, "textat": 2}.get(name, 1), False: 0}
+
+
+def test_textat_write_back_is_the_mean_per_token_and_spares_rows_without_a_slot():
+    method = build_method("textat")
+    method.table = torch.randn(10, 3)
+    before = method.table.clone()
+    ids = torch.tensor([[1, 5, 5, 2, 0], [1, 7, 5, 2, 0]])  # 1 and 2 special, 0 padding
+    rows = torch.tensor([[0, 1, 1, 0, 0], [0, 1, 1, 0, 0]], dtype=torch.bool)
+    delta = torch.randn(2, 5, 3)
+    method._write_back(ids, rows, delta)
+    expected_5 = (delta[0, 1] + delta[0, 2] + delta[1, 2]) / 3
+    assert torch.allclose(method.table[5], expected_5, atol=1e-6)
+    assert torch.allclose(method.table[7], delta[1, 1])
+    untouched = [i for i in range(10) if i not in (5, 7)]
+    assert torch.equal(method.table[untouched], before[untouched])
+
+
 def test_textat_table_in_bfloat16():
     model = tiny.model()
     method = build_method("textat", table_dtype="bfloat16")

@@ -9,6 +9,7 @@ positions from the padding in `input_ids`, which `inputs_embeds` hides; we compu
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Mapping
 
 import torch
@@ -58,11 +59,18 @@ def token_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return mask.float()
 
 
+_POSITION_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _padding_position_module(model: nn.Module) -> nn.Module | None:
-    for module in unwrap(model).modules():
-        if hasattr(module, "create_position_ids_from_input_ids") and hasattr(module, "padding_idx"):
-            return module
-    return None
+    """Found once per model (a walk over all its modules would cost every forward pass)."""
+    bare = unwrap(model)
+    if bare not in _POSITION_MODULES:
+        found = [
+            m for m in bare.modules() if hasattr(m, "create_position_ids_from_input_ids") and hasattr(m, "padding_idx")
+        ]
+        _POSITION_MODULES[bare] = found[0] if found else None
+    return _POSITION_MODULES[bare]
 
 
 def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:

@@ -32,11 +32,14 @@ class AdversarialTrainer(Trainer):
         self.add_callback(_TellMethod(self.method))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
+        self._flops_params: int | None = None
+        self._clip_params: tuple[nn.Module, list[nn.Parameter]] | None = None
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
-        model.train()
+        if not model.training:  # the Trainer's per-step model.train() walks every module; once after eval does
+            model.train()
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
@@ -60,6 +63,28 @@ class AdversarialTrainer(Trainer):
                 logs[f"adv/{key}"] = round(float(total) / self._metric_count, 6)
             self._metric_sums, self._metric_count = {}, 0
         super().log(logs, start_time)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's estimate, 6 x tokens x non-embedding parameters, with the parameter count taken once
+        rather than by a walk over every module at every step (a millisecond a step on a small model)."""
+        main = getattr(self.model, "main_input_name", "input_ids")
+        if main not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0
+        if self._flops_params is None:
+            self._flops_params = self.model.num_parameters(exclude_embeddings=True)
+        return 6 * inputs[main].numel() * self._flops_params
+
+    def _clip_grad_norm(self, model: nn.Module):
+        """The Trainer's clipping over a parameter list made once (its own walks all modules every step).
+        Sharded and SageMaker set-ups keep the Trainer's own path."""
+        from transformers.utils import is_sagemaker_mp_enabled
+
+        mixed = getattr(self, "_has_mixed_mesh_grads", None)
+        if is_sagemaker_mp_enabled() or mixed is None or mixed(model):
+            return super()._clip_grad_norm(model)
+        if self._clip_params is None or self._clip_params[0] is not model:
+            self._clip_params = (model, list(model.parameters()))
+        return self.accelerator.clip_grad_norm_(self._clip_params[1], self.args.max_grad_norm)
 
     def get_train_dataloader(self):
         return self.method.wrap_dataloader(super().get_train_dataloader())

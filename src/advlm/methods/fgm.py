@@ -32,6 +32,7 @@ class FGM(AdversarialMethod):
     norm: str = shared("norm", "l2")
     weight: float = shared("weight", 1.0)
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     passes = 2.0
 
@@ -43,7 +44,7 @@ class FGM(AdversarialMethod):
             backward(clean.loss)
         delta = ascend(zero, zero.grad, mask, self.step_size, self.eps, self.norm).detach()
         adv = forward_embeds(model, batch, delta)
-        adv_loss, _ = guarded(adv.loss, model, self.name)
+        adv_loss, _ = guarded(adv.loss, model, self)
         backward(self.weight * adv_loss)
         loss = clean.loss.detach() + self.weight * adv_loss.detach()
         metrics = {

@@ -55,6 +55,7 @@ class FreeAT(AdversarialMethod):
     init_mag: float = shared("init_mag", 0.0)
     norm: str = shared("norm", "l2")
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     passes = 1.0  # per replay, i.e. per optimizer step
 
@@ -80,7 +81,7 @@ class FreeAT(AdversarialMethod):
             self._delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
         delta = self._delta.requires_grad_()
         out = forward_embeds(model, batch, delta)
-        loss, finite = guarded(out.loss, model, self.name)
+        loss, finite = guarded(out.loss, model, self)
         backward(loss)
         if finite:
             self._delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm).detach()

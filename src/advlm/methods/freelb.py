@@ -49,6 +49,7 @@ class FreeLB(AdversarialMethod):
     norm: str = shared("norm", "l2")
     same_dropout: bool = hparam(True, "reuse the same dropout masks in all K passes of a batch")
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     @property
     def passes(self) -> float:  # type: ignore[override]
@@ -84,7 +85,7 @@ def free_passes(
             replay.restore()
         with sync_unless_last(model, last):
             out = forward_embeds(model, batch, delta)
-            loss, finite = guarded(out.loss, model, method.name)
+            loss, finite = guarded(out.loss, model, method)
             backward(loss / steps)
         losses.append(out.loss.detach())
         logits = out.logits.detach() if t == 0 else logits

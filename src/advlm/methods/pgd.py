@@ -34,6 +34,7 @@ class PGD(AdversarialMethod):
     init_mag: float = shared("init_mag", 0.16)
     norm: str = shared("norm", "l2")
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     @property
     def passes(self) -> float:  # type: ignore[override]
@@ -51,7 +52,7 @@ class PGD(AdversarialMethod):
                 (grad,) = torch.autograd.grad(loss, delta)
                 delta = ascend(delta, grad, mask, self.step_size, self.eps, self.norm)
         out = forward_embeds(model, batch, delta.detach())
-        loss, _ = guarded(out.loss, model, self.name)  # non-finite: a zero gradient, not a NaN one
+        loss, _ = guarded(out.loss, model, self)  # non-finite: a zero gradient, not a NaN one
         backward(loss)
         metrics = {
             "loss_first_pass": first,

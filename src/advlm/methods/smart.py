@@ -58,6 +58,7 @@ class SMART(AdversarialMethod):
     smoothness: bool = hparam(True, "use the smoothness-inducing adversarial regularizer")
     bregman: bool = hparam(True, "use the Bregman proximal point (mean teacher) term")
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     norm = "token-linf"
     norms = ("token-linf",)
@@ -92,8 +93,8 @@ class SMART(AdversarialMethod):
         with torch.no_grad():
             logits = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
             decay = self.beta_early if self._updates < self._switch_step else self.beta
-            for t, s in zip(self.teacher.parameters(), student.parameters()):
-                t.lerp_(s.detach().to(t.dtype), 1 - decay)
+            # one multi-tensor kernel for all parameters (a loop would launch one per parameter)
+            torch._foreach_lerp_(list(self.teacher.parameters()), [p.detach() for p in student.parameters()], 1 - decay)
         self._updates += 1
         return logits
 
@@ -118,7 +119,7 @@ class SMART(AdversarialMethod):
             breg = divergence(clean.logits, self._teacher_logits(model, batch), regression)
             total = total + self.mu * breg
             metrics["bregman"] = breg.detach()
-        loss, _ = guarded(total, model, self.name)
+        loss, _ = guarded(total, model, self)
         backward(loss)
         return StepOutput(total.detach(), clean.logits.detach(), metrics)
 

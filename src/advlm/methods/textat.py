@@ -45,6 +45,7 @@ class TextAT(AdversarialMethod):
     same_dropout: bool = hparam(True, "reuse the same dropout masks in all K passes of a batch")
     table_dtype: str = hparam("float32", "dtype of the global token table", choices=("float32", "bfloat16"))
     adv_start_step: int = shared("adv_start_step", 0)
+    nan_guard: bool = shared("nan_guard", True)
 
     norm = "l2"
     norms = ("l2",)
@@ -80,7 +81,10 @@ class TextAT(AdversarialMethod):
         special.discard(None)
         keep = token_mask(batch).bool()
         if special:
-            keep &= ~torch.isin(ids, torch.tensor(sorted(special), device=ids.device))
+            key = (tuple(sorted(special)), ids.device)
+            if getattr(self, "_special", (None, None))[0] != key:  # built once, not copied to the device per step
+                self._special = (key, torch.tensor(key[0], device=ids.device))
+            keep &= ~torch.isin(ids, self._special[1])
         return keep
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
@@ -102,16 +106,14 @@ class TextAT(AdversarialMethod):
 
     @torch.no_grad()
     def _write_back(self, ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor) -> None:
-        """Z[token] <- mean of the batch's final perturbations of that token."""
-        flat_ids, flat_delta = ids[rows], delta[rows]
-        if flat_ids.numel() == 0:
-            return
-        unique, inverse = torch.unique(flat_ids, return_inverse=True)
-        sums = torch.zeros(len(unique), delta.size(-1), device=delta.device).index_add_(0, inverse, flat_delta)
-        counts = torch.zeros(len(unique), device=delta.device).index_add_(
-            0, inverse, torch.ones_like(inverse, dtype=torch.float)
-        )
-        self.table[unique] = (sums / counts.unsqueeze(-1)).to(self.table.dtype)
+        """Z[token] <- mean of the batch's final perturbations of that token, with no host sync (no boolean
+        indexing, no unique: one scatter). Positions without a table row (padding, special tokens) write
+        their token's current row back, which leaves those rows as they were; a token that occurs both with
+        and without a row (possible only with a hand-made attention mask) would have its old row averaged in."""
+        table = self.table
+        src = torch.where(rows.unsqueeze(-1), delta.float(), table[ids].float())
+        index = ids.reshape(-1, 1).expand(-1, table.size(1))
+        table.scatter_reduce_(0, index, src.reshape(-1, table.size(1)).to(table.dtype), "mean", include_self=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.table is None else {"table": self.table.detach().cpu()}
