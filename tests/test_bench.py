@@ -27,6 +27,11 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     stamp = paths[0].stat().st_mtime_ns
     run_grid(grid, results, str(glue_dir), str(tiny_model_dir), progress=False)  # done runs are skipped
     assert paths[0].stat().st_mtime_ns == stamp
+    grid.per_method = {"freelb": {"epochs": 2}}  # changed settings: only freelb's runs are redone
+    run_grid(grid, results, str(glue_dir), str(tiny_model_dir), progress=False)
+    redone = {p.name for p in paths if p.stat().st_mtime_ns != stamp and "freelb" in p.name}
+    assert paths[0].stat().st_mtime_ns == stamp and redone == {"rte-freelb-s1.json", "rte-freelb-s2.json"}
+    assert json.loads(paths[1].read_text())["config"]["epochs"] == 2
     table, verdicts = quality_table(load_runs(results))
     assert "| rte (accuracy, 2) |" in table and "FreeLB paper" in table
     assert verdicts and verdicts[0].startswith("freelb beats vanilla's median on ")
@@ -38,10 +43,10 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     (results / "cost.json").write_text(json.dumps(cost))
     table, notes = cost_table(cost)
     assert "| method:freelb |" in table and "| 2 |" in table  # FreeLB's ideal ratio: K = 2 passes
-    assert [p.name for p in plots(load_runs(results), cost, results)] == ["quality.png", "cost.png"]
+    assert [p.name for p in plots(load_runs(results), cost, results)] == ["quality-tiny.png", "cost.png"]
     docs = write_docs(tmp_path / "results", tmp_path / "benchmarks.md")
     text = docs.read_text()
-    assert "## cpu-test" in text and "### Cost per optimizer step" in text and "quality.png" in text
+    assert "## cpu-test" in text and "### Cost per optimizer step" in text and "quality-tiny.png" in text
 
 
 def test_method_spec_parses_overrides():
@@ -65,4 +70,15 @@ def test_parallel_grid_matches_sequential_and_reports_failures(tmp_path, glue_di
     broken = Grid(name="broken", tasks=["rte"], methods=["vanilla", "nosuch"], seeds=[1], train=grid.train)
     with pytest.raises(AdvlmError, match=r"1 of 2 runs failed:\n  rte-nosuch-s1: AdvlmError: unknown method"):
         run_grid(broken, tmp_path / "three", str(glue_dir), str(tiny_model_dir), progress=False, jobs=2)
-    assert (tmp_path / "three" / "runs" / "rte-vanilla-s1.json").exists()  # the good run was kept
+    assert (tmp_path / "three" / "runs" / "broken" / "rte-vanilla-s1.json").exists()  # the good run was kept
+
+
+def test_quality_table_compares_common_seeds_and_flags_unequal_steps():
+    def run(method, seed, acc, steps=10):
+        return {"task": "rte", "method": method, "seed": seed, "eval": {"accuracy": acc}, "steps": steps}
+
+    runs = [run("vanilla", 1, 0.5), run("vanilla", 2, 0.6), run("freelb", 1, 0.7), run("freeat", 1, 0.9, steps=20)]
+    table, notes = quality_table(runs)
+    assert "| rte (accuracy, 1) | 50.00 [50.0, 50.0] | 70.00 [70.0, 70.0] | 90.00" in table  # vanilla s2 left out
+    assert "rte: 1 run(s) left out, their seed not finished by every method (vanilla s2)." in notes
+    assert "rte: freeat took 2.00x vanilla's optimizer steps; its row is not like for like." in notes

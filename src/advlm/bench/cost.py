@@ -5,9 +5,10 @@ Each measurement runs in its own process (so peak memory is its own): the defaul
 pre-tokenized batch (random token ids, every position real), AdamW. Kinds:
 - `method:NAME`  NAME's `step` + optimizer step, timed per optimizer step;
 - `floor`        a minimal hand-written loop: forward, backward, AdamW step, zero_grad;
-- `trainer:NAME` our whole training step in `AdversarialTrainer`, wall time from one step's end to the next
+- `trainer:NAME` our whole training step in `AdversarialTrainer` as `advlm train` sets it up (its training
+                 arguments, tensor features, its collator), wall time from one step's end to the next
                  (data in, collate, method step, clipping, optimizer and scheduler, callbacks);
-- `stock-trainer` the same with the stock `transformers.Trainer` (vanilla);
+- `stock-trainer` the same with the stock `transformers.Trainer` at its defaults (vanilla);
 - `smart-pytorch` the `smart-pytorch` package's SMART regularizer (no Bregman term) on the same batch.
 Times are medians over the measured steps (after warm-up), synchronized on GPU; peak memory is the
 process's resident memory sampled every 2 ms while the steps run (model loaded) on CPU, and
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 COST_METHODS = ["vanilla", "fgm", "pgd", "freeat", "freelb", "smart", "textat"]
 
@@ -81,12 +83,78 @@ class PeakRSS:
         self.peak = max(self.peak, self.current())
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts what one step dispatches: aten ops (each a kernel launch, or at least dispatcher work, on a GPU,
+    where a small model's step is bound by them) and host syncs, the ops that make the host wait for the
+    device (`.item()`/`bool()` of a tensor, nonzero, unique, boolean-mask indexing). The same counts on any
+    device, so a CPU run shows what would cost on a GPU."""
+
+    SYNCING = (
+        "aten._local_scalar_dense.",
+        "aten.nonzero.",
+        "aten._unique2.",
+        "aten.unique_dim.",
+        "aten.unique_consecutive.",
+        "aten.masked_select.",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops, self.syncs = 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        name = str(func)
+        if name.startswith(self.SYNCING) or (name.startswith("aten.index.Tensor") and _bool_index(args)):
+            self.syncs += 1
+        return func(*args, **(kwargs or {}))
+
+
+class CallCounter:
+    """Counts Python function calls in a block (Python and C functions, as cProfile counts them): the host
+    work a step does besides dispatching ops. Deterministic, unlike times on a shared CPU."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _hook(self, frame, event, arg) -> None:
+        if event in ("call", "c_call"):
+            self.calls += 1
+
+    def __enter__(self) -> CallCounter:
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.setprofile(None)
+
+
+class Counts:
+    """One step's counts: ops and host syncs (one step under `OpCounter`), Python calls (another step under
+    `CallCounter`; counting both at once would count the op counter's own Python)."""
+
+    def __init__(self) -> None:
+        self.ops, self.calls = OpCounter(), CallCounter()
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "ops_per_step": self.ops.ops,
+            "host_syncs_per_step": self.ops.syncs,
+            "python_calls_per_step": self.calls.calls,
+        }
+
+
+def _bool_index(args) -> bool:
+    return any(torch.is_tensor(t) and t.dtype == torch.bool for t in args[1])
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def _timed(step, steps: int, warmup: int, device) -> list[float]:
+def _timed(step, steps: int, warmup: int, device, counts: Counts) -> list[float]:
+    """Times `steps` steps after `warmup`, then counts two more steps (untimed)."""
     times = []
     for i in range(warmup + steps):
         _sync(device)
@@ -95,51 +163,77 @@ def _timed(step, steps: int, warmup: int, device) -> list[float]:
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    for counter in (counts.ops, counts.calls):
+        with counter:
+            step()
+        _sync(device)
     return times
 
 
-def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device) -> list[float]:
+def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, counts: Counts) -> list[float]:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from advlm import AdversarialTrainer
     from advlm.data.collate import TokenizedDataset
 
+    size, total = len(batch["input_ids"]), steps + warmup + 3  # +1 for the first interval, +2 counted
+
     class Clock(TrainerCallback):
+        """A step is the interval between two step ends (data loading included); the last two are counted."""
+
         def __init__(self):
             self.ends = []
 
         def on_step_end(self, args, state, control, **kwargs):
             _sync(device)
             self.ends.append(time.perf_counter())
+            if state.global_step == total - 2:
+                counts.ops.__enter__()
+            elif state.global_step == total - 1:
+                counts.ops.__exit__(None, None, None)
+                counts.calls.__enter__()
+            elif state.global_step == total:
+                counts.calls.__exit__(None, None, None)
 
-    features = [
-        {k: v[i].tolist() if v.dim() else int(v[i]) for k, v in batch.items()} for i in range(len(batch["input_ids"]))
-    ] * (steps + warmup + 1)
-    size = len(batch["input_ids"])
+    rows = [{k: v[i].cpu() for k, v in batch.items()} for i in range(size)] * total
     cuda = device.type == "cuda"
-    args = TrainingArguments(
-        "/tmp/advlm-bench-trainer",
-        max_steps=steps + warmup + 1,
-        per_device_train_batch_size=size,
-        learning_rate=2e-5,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        use_cpu=not cuda,
-        bf16=cuda,
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
-        logging_strategy="no",
-        dataloader_pin_memory=cuda,
-    )
     clock = Clock()
-    common = dict(model=model, args=args, train_dataset=TokenizedDataset(features), callbacks=[clock])
-    if kind == "stock-trainer":
-        trainer = Trainer(**common)
-    else:
-        trainer = AdversarialTrainer(**common, method=build_method_spec(kind.split(":", 1)[1]))
+    if kind == "stock-trainer":  # what a user of the stock Trainer gets: its defaults, lists, its collator
+        args = TrainingArguments(
+            "/tmp/advlm-bench-trainer",
+            max_steps=total,
+            per_device_train_batch_size=size,
+            learning_rate=2e-5,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            use_cpu=not cuda,
+            bf16=cuda,
+            optim="adamw_torch_fused",
+            logging_strategy="no",
+            dataloader_pin_memory=cuda,
+        )
+        features = [{k: v.tolist() for k, v in row.items()} for row in rows]
+        trainer = Trainer(model=model, args=args, train_dataset=TokenizedDataset(features), callbacks=[clock])
+    else:  # what `advlm train` runs: its training arguments, tensor features, its collator
+        from advlm.config import TrainConfig
+        from advlm.data.collate import PaddingCollator
+        from advlm.training import training_arguments
+
+        cfg = TrainConfig(output_dir="/tmp/advlm-bench-trainer", batch_size=size, lr=2e-5, progress=False)
+        overrides = dict(max_steps=total, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+        args = training_arguments(cfg, "accuracy", **overrides, logging_strategy="no", warmup_steps=0)
+        trainer = AdversarialTrainer(
+            model=model,
+            args=args,
+            train_dataset=TokenizedDataset(rows),
+            data_collator=PaddingCollator(),
+            callbacks=[clock],
+            method=build_method_spec(kind.split(":", 1)[1]),
+        )
     trainer.train()
     intervals = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return intervals[warmup:]
+    return intervals[warmup:-2]
 
 
 def measure(
@@ -153,12 +247,13 @@ def measure(
     torch.manual_seed(0)
     model = load_model(model_path, get_task("sst2")).to(device).train()
     batch = _batch(model.config.vocab_size, batch_size, seq_len, device)
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=fused)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fused else torch.autocast("cpu", enabled=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
+    cuda = device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
     per_step_examples = batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    counts = Counts()
     sampler = PeakRSS()  # entered here, left after the timed steps (the kinds below differ in shape)
     sampler.__enter__()
     if kind == "floor":
@@ -170,7 +265,7 @@ def measure(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        times = _timed(step, steps, warmup, device)
+        times = _timed(step, steps, warmup, device, counts)
     elif kind.startswith("method:"):
         method = build_method_spec(kind.split(":", 1)[1])
         method.prepare(model)
@@ -181,11 +276,11 @@ def measure(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        times = _timed(step, steps, warmup, device)
+        times = _timed(step, steps, warmup, device, counts)
     elif kind in ("stock-trainer",) or kind.startswith("trainer:"):
-        times = _trainer_times(kind, model, batch, steps, warmup, device)
+        times = _trainer_times(kind, model, batch, steps, warmup, device, counts)
     elif kind == "smart-pytorch":
-        times = _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device)
+        times = _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device, counts)
     else:
         raise ValueError(f"unknown cost kind {kind}")
     sampler.__exit__()
@@ -198,6 +293,7 @@ def measure(
         "max_s": max(times),
         "steps": len(times),
         "peak_memory_bytes": int(peak),
+        **counts.as_dict(),
         "examples_per_s": per_step_examples / median,
         "batch_size": batch_size,
         "seq_len": seq_len,
@@ -205,7 +301,7 @@ def measure(
     }
 
 
-def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device) -> list[float]:
+def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device, counts) -> list[float]:
     """smart-pytorch's SMARTLoss as its README uses it: task loss + weight * SMART(embeddings, logits)."""
     import torch.nn.functional as F
     from smart_pytorch import SMARTLoss, kl_loss, sym_kl_loss
@@ -225,7 +321,7 @@ def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, devic
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return _timed(step, steps, warmup, device)
+    return _timed(step, steps, warmup, device, counts)
 
 
 def measure_in_subprocess(
@@ -240,8 +336,36 @@ def measure_in_subprocess(
     return json.loads(lines[-1][len("RESULT") :])
 
 
+def measure_kinds(
+    kinds: list[str], settings: dict[str, Any], device: str, model_path: str | None = None, on_result=None
+) -> list[dict[str, Any]]:
+    """Every kind, each in its own process, `settings["rounds"]` times over (all kinds per round, so that a
+    slow spell of a shared machine hits every kind alike); each kind keeps its round with the lowest median
+    (noise only adds time) and records every round's median. `on_result(results)` after every measurement."""
+    from tqdm.auto import tqdm
+
+    best: dict[str, dict[str, Any]] = {}
+    rounds = settings.get("rounds", 1)
+    bar = tqdm(total=rounds * len(kinds), desc="cost")
+    for _ in range(rounds):
+        for kind in kinds:
+            args = (settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device)
+            result = measure_in_subprocess(kind, *args, model_path)
+            previous = best.get(kind)
+            medians = (previous or {}).get("round_medians_s", []) + [result.get("median_s")]
+            if previous is None or ("median_s" in result and result["median_s"] < previous.get("median_s", 1e9)):
+                best[kind] = result
+            best[kind]["round_medians_s"] = medians
+            bar.update()
+            if on_result:
+                on_result(list(best.values()))
+    bar.close()
+    return list(best.values())
+
+
 def cost_kinds(include_alternatives: bool = True) -> list[str]:
     kinds = ["floor"] + [f"method:{m}" for m in COST_METHODS] + ["trainer:vanilla", "stock-trainer"]
     if include_alternatives:  # like for like: smart-pytorch has no Bregman term
         kinds += ["method:smart,bregman=false", "smart-pytorch"]
+    kinds.append("method:freelb,nan_guard=false")  # what the guard's host syncs cost
     return kinds

@@ -1,11 +1,13 @@
 """The quality grid: tasks x methods x seeds, one `advlm train` run each, one JSON per run.
 
-A run's JSON is its metrics.json plus the environment (hardware, git commit, package versions) and the
-grid it belongs to. Runs whose JSON exists are skipped, so an interrupted grid resumes where it stopped.
+A run's JSON (`runs/<grid>/<task>-<method>-s<seed>.json`) is its metrics.json plus the environment (hardware,
+git commit, package versions) and the grid it belongs to. A run whose JSON exists with the settings the grid
+asks for is skipped, so an interrupted grid resumes where it stopped; a changed setting reruns its runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -31,7 +33,21 @@ class Grid:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings shared by every run
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> TrainConfig overrides
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> hyper-parameters
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> TrainConfig overrides
     robustness: bool = False
+
+    def settings(self, task: str, method: str, seed: int) -> dict[str, Any]:
+        """Everything the grid fixes for one run (TrainConfig fields)."""
+        return {
+            "task": task,
+            "method": method,
+            "seed": seed,
+            "method_args": dict(self.method_args.get(method, {})),
+            "robustness": self.robustness,
+            **self.train,
+            **self.per_task.get(task, {}),
+            **self.per_method.get(method, {}),
+        }
 
 
 QUALITY_METHODS = ["vanilla", "fgm", "pgd", "freeat", "freelb", "smart", "textat"]
@@ -54,9 +70,17 @@ GRIDS = {
         seeds=[1, 2, 3, 4, 5],
         train=dict(epochs=3, lr=5e-5, batch_size=32, max_length=128),
         method_args={"freeat": {"steps": 2}},
+        # FreeAT replays each batch K=2 times with an optimizer step each: half the epochs give it vanilla's
+        # number of updates and passes (REFERENCE.md section 3; the first H100 grid ran it at 3 epochs)
+        per_method={"freeat": {"epochs": 1.5}},
         robustness=True,
     ),
 }
+# The follow-up to the first H100 grid, where every method's dev metric still rose at epoch 3 and FreeAT (then
+# given twice the updates) led on every task: is the default model undertrained at 3 epochs? Same grid, 6 epochs.
+GRIDS["full-long"] = dataclasses.replace(
+    GRIDS["full"], name="full-long", train={**GRIDS["full"].train, "epochs": 6}, per_method={"freeat": {"epochs": 3}}
+)
 
 
 def run_name(task: str, method: str, seed: int) -> str:
@@ -77,12 +101,15 @@ def run_grid(
     worker processes: a small model leaves a GPU mostly idle between kernel launches, so several runs
     share it well. A failed run does not stop the others; the failures are raised together at the end.
     """
-    runs_dir = results / "runs"
+    runs_dir = results / "runs" / grid.name
     runs_dir.mkdir(parents=True, exist_ok=True)
     env = describe("cuda" if _cuda() else "cpu")
     todo = [(t, m, s) for s in grid.seeds for t in grid.tasks for m in grid.methods]
     paths = [runs_dir / f"{run_name(*spec)}.json" for spec in todo]
-    missing = [(spec, path) for spec, path in zip(todo, paths) if not path.exists()]
+    missing = [(spec, path) for spec, path in zip(todo, paths) if not is_done(path, grid.settings(*spec))]
+    stale = [path.name for _, path in missing if path.exists()]
+    if stale:
+        tqdm.write(f"rerunning {len(stale)} run(s) whose settings the grid has changed since: {', '.join(stale)}")
     bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc=f"bench {grid.name}", disable=not progress)
     failures = []
 
@@ -113,25 +140,26 @@ def run_grid(
     return paths
 
 
+def is_done(path: Path, settings: dict[str, Any]) -> bool:
+    """A run counts as done when its JSON exists and was run with the settings the grid now asks for."""
+    if not path.exists():
+        return False
+    config = json.loads(path.read_text()).get("config", {})
+    return all(config.get(key) == value for key, value in settings.items())
+
+
 def run_one(grid: Grid, spec: tuple[str, str, int], path: Path, data_dir, model, env: dict) -> str | None:
     """Train one run of the grid and write its JSON; returns an error message instead of raising."""
     from advlm.training import run_training
 
-    task, method, seed = spec
-    settings = {**grid.train, **grid.per_task.get(task, {})}
     try:
         with tempfile.TemporaryDirectory(prefix="advlm-bench-") as tmp:
             cfg = TrainConfig(
-                task=task,
-                method=method,
-                method_args=dict(grid.method_args.get(method, {})),
-                seed=seed,
                 model=model,
                 data_dir=data_dir,
                 output_dir=str(Path(tmp) / "run"),
-                robustness=grid.robustness,
                 progress=False,
-                **settings,
+                **grid.settings(*spec),
             )
             metrics = run_training(cfg)
     except Exception as e:

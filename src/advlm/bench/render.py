@@ -15,7 +15,8 @@ CHALLENGERS = ("freelb", "smart", "textat")
 
 
 def load_runs(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*.json"))]
+    """Every run JSON under `results/runs/<grid>/`, each carrying its grid."""
+    return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*/*.json"))]
 
 
 def _by_task_method(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -30,9 +31,44 @@ def _ordered_methods(runs: list[dict]) -> list[str]:
     return sorted(methods, key=lambda m: (m != "vanilla", methods.index(m)))
 
 
+def common_seeds(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """Per task, only the seeds that every method of the task finished (an interrupted grid leaves some
+    seeds partly run; a median over different seeds per method would not compare like with like).
+    Returns the kept runs and one note per task that lost runs."""
+    kept, notes = [], []
+    for task in dict.fromkeys(r["task"] for r in runs):
+        task_runs = [r for r in runs if r["task"] == task]
+        methods = {r["method"] for r in task_runs}
+        per_method = [{r["seed"] for r in task_runs if r["method"] == m} for m in methods]
+        seeds = set.intersection(*per_method)
+        dropped = [r for r in task_runs if r["seed"] not in seeds]
+        kept += [r for r in task_runs if r["seed"] in seeds]
+        if dropped:
+            names = ", ".join(sorted(f"{r['method']} s{r['seed']}" for r in dropped))
+            notes.append(f"{task}: {len(dropped)} run(s) left out, their seed not finished by every method ({names}).")
+    return kept, notes
+
+
+def step_notes(runs: list[dict]) -> list[str]:
+    """Where a method took a different number of optimizer steps than vanilla on a task (FreeAT replays
+    each batch K times: without dividing the epochs by K it gets K times the updates)."""
+    notes = []
+    groups = _by_task_method(runs)
+    for (task, method), rs in groups.items():
+        base = groups.get((task, "vanilla"))
+        if method == "vanilla" or not base or "steps" not in rs[0]:
+            continue
+        ratio = np.median([r["steps"] for r in rs]) / np.median([r["steps"] for r in base])
+        if abs(ratio - 1) > 0.01:
+            notes.append(f"{task}: {method} took {ratio:.2f}x vanilla's optimizer steps; its row is not like for like.")
+    return notes
+
+
 def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
-    """Markdown: the primary dev metric (x100) per task and method, median [min, max] over seeds, then the
-    papers' numbers as labelled reference columns; and one verdict line per challenger."""
+    """Markdown: the primary dev metric (x100) per task and method, median [min, max] over the seeds every
+    method finished, then the papers' numbers as labelled reference columns; and notes: one verdict line per
+    challenger, runs left out, rows that are not like for like."""
+    runs, dropped = common_seeds(runs)
     groups = _by_task_method(runs)
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = _ordered_methods(runs)
@@ -67,7 +103,7 @@ def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
             + (f" ({', '.join(wins)})" if wins else "")
             + "."
         )
-    return "\n".join(lines), verdicts
+    return "\n".join(lines), verdicts + dropped + step_notes(runs)
 
 
 def robustness_table(runs: list[dict]) -> str | None:
@@ -94,8 +130,8 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
     base = rows.get("method:vanilla")
     lines = [
         "| kind | median s/step | ratio to vanilla | ideal | overhead (measured/ideal) | peak memory MiB | "
-        "memory ratio | examples/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "memory ratio | examples/s | ops/step | host syncs/step | python calls/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in rows.items():
         ideal = ""
@@ -108,7 +144,8 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
         over = f"{ratio / ideal:.2f}" if ideal else ""
         lines.append(
             f"| {kind} | {r['median_s']:.4f} | {ratio:.2f} | {ideal if ideal == '' else f'{ideal:.3g}'} | "
-            f"{over} | {r['peak_memory_bytes'] / 2**20:.0f} | {mem:.2f} | {r['examples_per_s']:.1f} |"
+            f"{over} | {r['peak_memory_bytes'] / 2**20:.0f} | {mem:.2f} | {r['examples_per_s']:.1f} | "
+            f"{r.get('ops_per_step', '')} | {r.get('host_syncs_per_step', '')} | {r.get('python_calls_per_step', '')} |"
         )
     notes = []
     floor = rows.get("floor")
@@ -129,37 +166,79 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
             f"our SMART step without the Bregman term / smart-pytorch's: "
             f"{ours['median_s'] / rows['smart-pytorch']['median_s']:.2f}"
         )
+    notes += target_notes(rows, base, floor)
     for r in cost["results"]:
         if "error" in r:
             notes.append(f"{r['kind']} failed: {r['error']}")
     return "\n".join(lines), notes
 
 
+TARGETS = {"overhead": {"cpu": 1.10, "cuda": 1.05}, "freelb_memory": 1.15, "trainer_floor": 1.2}
+
+
+def target_notes(rows: dict, base: dict | None, floor: dict | None) -> list[str]:
+    """The issue's targets, each said to be met or missed on these numbers."""
+    if not base:
+        return []
+    device = "cuda" if str(base.get("device", "cpu")).startswith("cuda") else "cpu"
+    limit = TARGETS["overhead"][device]
+    met, missed = [], []
+    for kind, r in rows.items():
+        if not kind.startswith("method:") or kind == "method:vanilla":
+            continue
+        from advlm.bench.cost import build_method_spec
+
+        over = r["median_s"] / base["median_s"] / build_method_spec(kind.split(":", 1)[1]).passes
+        (met if over <= limit else missed).append(f"{kind[7:]} {over:.2f}")
+    notes = [
+        f"target overhead <= {limit:.2f} on {device}: "
+        + (f"met by {', '.join(met)}" if met else "met by none")
+        + (f"; missed by {', '.join(missed)}" if missed else "")
+        + "."
+    ]
+    if "method:freelb" in rows:
+        mem = rows["method:freelb"]["peak_memory_bytes"] / base["peak_memory_bytes"]
+        verdict = "met" if mem <= TARGETS["freelb_memory"] else "missed"
+        notes.append(f"target FreeLB peak memory <= {TARGETS['freelb_memory']} x vanilla: {verdict} ({mem:.2f}).")
+    if floor and "trainer:vanilla" in rows:
+        ratio = rows["trainer:vanilla"]["median_s"] / floor["median_s"]
+        verdict = "met" if ratio <= TARGETS["trainer_floor"] else "missed"
+        notes.append(f"target training step <= {TARGETS['trainer_floor']} x the floor: {verdict} ({ratio:.2f}).")
+    return notes
+
+
+def _quality_plot(runs: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    groups = _by_task_method(runs)
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    methods = _ordered_methods(runs)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = get_task(task).primary_metric
+        for i, m in enumerate(methods):
+            values = [100 * r["eval"][metric] for r in groups.get((task, m), [])]
+            ax.scatter([i] * len(values), values, alpha=0.6)
+            if values:
+                ax.hlines(np.median(values), i - 0.3, i + 0.3, color="black")
+        ax.set_xticks(range(len(methods)), methods, rotation=45)
+        ax.set_title(f"{task} ({metric}); bar = median")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plots(runs: list[dict], cost: dict | None, out: Path) -> list[Path]:
+    """quality-<grid>.png per grid (every seed, median bar) and cost.png (seconds per step)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     made = []
-    if runs:
-        groups = _by_task_method(runs)
-        tasks = list(dict.fromkeys(r["task"] for r in runs))
-        methods = _ordered_methods(runs)
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
-        for ax, task in zip(axes[0], tasks):
-            metric = get_task(task).primary_metric
-            for i, m in enumerate(methods):
-                values = [100 * r["eval"][metric] for r in groups.get((task, m), [])]
-                ax.scatter([i] * len(values), values, alpha=0.6)
-                if values:
-                    ax.hlines(np.median(values), i - 0.3, i + 0.3, color="black")
-            ax.set_xticks(range(len(methods)), methods, rotation=45)
-            ax.set_title(f"{task} ({metric}); bar = median")
-        fig.tight_layout()
-        made.append(out / "quality.png")
-        fig.savefig(made[-1], dpi=100)
-        plt.close(fig)
+    for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
+        made.append(_quality_plot([r for r in runs if r["grid"]["name"] == grid], out / f"quality-{grid}.png"))
     if cost:
         rows = [r for r in cost["results"] if "median_s" in r]
         fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -170,6 +249,45 @@ def plots(runs: list[dict], cost: dict | None, out: Path) -> list[Path]:
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
     return made
+
+
+def _link(path: Path, results_root: Path) -> str:
+    return "../" + path.relative_to(results_root.parent.parent).as_posix()
+
+
+def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]:
+    """One grid's quality table, its notes, settings, robustness table and plot, as Markdown lines."""
+    grid = runs[0]["grid"]
+    table, verdicts = quality_table(runs)
+    parts = [
+        f"### Quality (grid: {grid['name']}; {len(runs)} runs)",
+        "",
+        "Primary dev metric x 100, median [min, max] over the seeds every method finished. Paper columns are "
+        "other models (RoBERTa-large / BERT-base), shown for context.",
+        "",
+        table,
+        "",
+    ]
+    parts += [f"- {v}" for v in verdicts] + [""]
+    if not {"rte", "mrpc", "cola", "stsb"} <= {r["task"] for r in runs}:
+        parts += [
+            "The quality target (FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of "
+            "RTE, MRPC, CoLA, STS-B over 5 seeds) needs the full grid: these rows do not measure it.",
+            "",
+        ]
+    overrides = {k: grid.get(k) for k in ("per_task", "per_method", "method_args") if grid.get(k)}
+    parts += [
+        f"Settings: {json.dumps(grid['train'])}; overrides: {json.dumps(overrides)}; every other "
+        "hyper-parameter is the method's default (`advlm list`).",
+        "",
+    ]
+    rob = robustness_table(runs)
+    if rob:
+        parts += ["#### Robustness (FreeLB Table 5 measure, per run on its own dev slice)", "", rob, ""]
+    png = hw / f"quality-{grid['name']}.png"
+    if png.exists():
+        parts += [f"![{png.name}]({_link(png, results_root)})", ""]
+    return parts
 
 
 def write_docs(results_root: Path, docs: Path) -> Path:
@@ -187,43 +305,21 @@ def write_docs(results_root: Path, docs: Path) -> Path:
         cost_file = hw / "cost.json"
         cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
         parts += [f"## {hw.name}", ""]
-        if runs:
-            grids = sorted({r["grid"]["name"] for r in runs})
-            table, verdicts = quality_table(runs)
-            parts += [
-                f"### Quality (grid: {', '.join(grids)}; {len(runs)} runs)",
-                "",
-                "Primary dev metric x 100, median [min, max] over seeds. Paper columns are other models "
-                "(RoBERTa-large / BERT-base), shown for context.",
-                "",
-                table,
-                "",
-            ]
-            parts += [f"- {v}" for v in verdicts] + [""]
-            tasks = {r["task"] for r in runs}
-            if not {"rte", "mrpc", "cola", "stsb"} <= tasks:
-                parts += [
-                    "The quality target (FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of "
-                    "RTE, MRPC, CoLA, STS-B over 5 seeds) needs the full grid, which was not run on this "
-                    "hardware: these rows do not measure it.",
-                    "",
-                ]
-            settings = runs[0]["grid"]["train"]
-            parts += [
-                f"Settings: {json.dumps(settings)}; method hyper-parameters: each method's defaults "
-                f"(`advlm list`) unless the grid says otherwise ({json.dumps(runs[0]['grid']['method_args'])}).",
-                "",
-            ]
-            rob = robustness_table(runs)
-            if rob:
-                parts += ["### Robustness (FreeLB Table 5 measure, per run on its own dev slice)", "", rob, ""]
+        for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
+            parts += quality_section([r for r in runs if r["grid"]["name"] == grid], hw, results_root)
         if cost:
             table, notes = cost_table(cost)
             s = cost["settings"]
             parts += (
                 [
                     f"### Cost per optimizer step (batch {s['batch_size']} x {s['seq_len']} tokens, "
-                    f"{s['steps']} measured steps after {s['warmup']} warm-up, {cost['environment']['device']})",
+                    f"{s['steps']} measured steps after {s['warmup']} warm-up, "
+                    + (f"the faster of {s['rounds']} rounds, " if s.get("rounds", 1) > 1 else "")
+                    + f"{cost['environment']['device']})",
+                    "",
+                    "ops/step, host syncs/step and python calls/step are counted, not timed, on one more step "
+                    "each: the same on any machine. On a GPU, where a small model's step is bound by launching "
+                    "kernels, ops and Python calls are time, and a host sync stalls the launch queue.",
                     "",
                     table,
                     "",
@@ -233,8 +329,7 @@ def write_docs(results_root: Path, docs: Path) -> Path:
             )
         if (hw / "notes.md").exists():  # hand-written observations on these results
             parts += ["### Notes", "", (hw / "notes.md").read_text().strip(), ""]
-        for png in ("quality.png", "cost.png"):
-            if (hw / png).exists():
-                parts += [f"![{png}](../{(hw / png).relative_to(results_root.parent.parent).as_posix()})", ""]
+        if (hw / "cost.png").exists():
+            parts += [f"![cost.png]({_link(hw / 'cost.png', results_root)})", ""]
     docs.write_text("\n".join(parts))
     return docs
