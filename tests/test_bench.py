@@ -82,3 +82,18 @@ def test_quality_table_compares_common_seeds_and_flags_unequal_steps():
     assert "| rte (accuracy, 1) | 50.00 [50.0, 50.0] | 70.00 [70.0, 70.0] | 90.00" in table  # vanilla s2 left out
     assert "rte: 1 run(s) left out, their seed not finished by every method (vanilla s2)." in notes
     assert "rte: freeat took 2.00x vanilla's optimizer steps; its row is not like for like." in notes
+
+
+def test_a_run_with_other_method_defaults_is_not_done(tmp_path):
+    from advlm.bench.grid import GRIDS, is_done
+    from advlm.methods import build_method
+
+    settings = GRIDS["quick"].settings("sst2", "fgm", 1)
+    current = build_method("fgm").config()
+    path = tmp_path / "run.json"
+    record = {"config": dict(settings), "method_args": {k: v for k, v in current.items() if k != "nan_guard"}}
+    path.write_text(json.dumps(record))
+    assert is_done(path, settings)  # a record that predates nan_guard had it at its default
+    record["method_args"]["step_size"] = current["step_size"] * 2  # run with another default
+    path.write_text(json.dumps(record))
+    assert not is_done(path, settings)

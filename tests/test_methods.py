@@ -275,7 +275,7 @@ def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
         method = build_method(name, nan_guard=guard)
         method.prepare(model)
         method.step(model, tiny.batch(model))  # first step: lazy state (TextAT's table, SMART's teacher)
-        syncs, forwards = count(lambda: method.step(model, tiny.batch(model)), model)
+        syncs, forwards = count(lambda m=method, x=model: m.step(x, tiny.batch(x)), model)
         added[guard] = syncs - forwards * per_forward
     assert added == {True: {"freelb": 2, "textat": 2}.get(name, 1), False: 0}
 

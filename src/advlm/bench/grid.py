@@ -2,7 +2,8 @@
 
 A run's JSON (`runs/<grid>/<task>-<method>-s<seed>.json`) is its metrics.json plus the environment (hardware,
 git commit, package versions) and the grid it belongs to. A run whose JSON exists with the settings the grid
-asks for is skipped, so an interrupted grid resumes where it stopped; a changed setting reruns its runs.
+asks for (and the method's current defaults) is skipped, so an interrupted grid resumes where it stopped; a
+changed setting or default reruns its runs.
 """
 
 from __future__ import annotations
@@ -144,8 +145,17 @@ def is_done(path: Path, settings: dict[str, Any]) -> bool:
     """A run counts as done when its JSON exists and was run with the settings the grid now asks for."""
     if not path.exists():
         return False
-    config = json.loads(path.read_text()).get("config", {})
-    return all(config.get(key) == value for key, value in settings.items())
+    from advlm.methods import build_method
+
+    record = json.loads(path.read_text())
+    config = record.get("config", {})
+    if not all(config.get(key) == value for key, value in settings.items()):
+        return False
+    # the method's resolved hyper-parameters too, so that a changed default reruns; a hyper-parameter the
+    # record predates counts as having had its current default
+    recorded = record.get("method_args", {})
+    resolved = build_method(settings["method"], **settings["method_args"]).config()
+    return all(recorded.get(key, value) == value for key, value in resolved.items())
 
 
 def run_one(grid: Grid, spec: tuple[str, str, int], path: Path, data_dir, model, env: dict) -> str | None:

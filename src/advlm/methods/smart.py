@@ -66,6 +66,7 @@ class SMART(AdversarialMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.teacher: nn.Module | None = None
+        self._lerp_lists: tuple | None = None
         self._updates = 0
         self._switch_step = DEFAULT_SWITCH_STEP
 
@@ -93,8 +94,14 @@ class SMART(AdversarialMethod):
         with torch.no_grad():
             logits = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
             decay = self.beta_early if self._updates < self._switch_step else self.beta
+            if self._lerp_lists is None or self._lerp_lists[0] is not student:  # listed once, not every step
+                self._lerp_lists = (
+                    student,
+                    list(self.teacher.parameters()),
+                    [p.detach() for p in student.parameters()],
+                )
             # one multi-tensor kernel for all parameters (a loop would launch one per parameter)
-            torch._foreach_lerp_(list(self.teacher.parameters()), [p.detach() for p in student.parameters()], 1 - decay)
+            torch._foreach_lerp_(self._lerp_lists[1], self._lerp_lists[2], 1 - decay)
         self._updates += 1
         return logits
 
@@ -139,3 +146,4 @@ class SMART(AdversarialMethod):
     def init_teacher(self, model: nn.Module) -> None:
         """Create the teacher from `model` now (e.g. before loading a checkpoint's teacher)."""
         self.teacher = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
+        self._lerp_lists = None
