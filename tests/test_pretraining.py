@@ -311,6 +311,16 @@ def test_cilin_gives_real_chinese_synonyms(tokenizer):
     assert similar(tokenizer.encode("桌子", add_special_tokens=False)) == []  # MiniLM cannot spell 桌: [UNK]
 
 
+def test_wordnet_synonyms_when_installed(tokenizer):
+    from advlm.pretraining.similar import WORDNET_DIR, build_similar
+
+    if not list(WORDNET_DIR.glob("data.*")):
+        pytest.skip("Debian's wordnet-base is not installed (an optional source)")
+    similar = build_similar("wordnet", None, tokenizer, k=6)
+    words = [tokenizer.decode(c).replace(" ", "") for c in similar(tokenizer.encode("car", add_special_tokens=False))]
+    assert {"auto", "automobile"} <= set(words) and "car" not in words
+
+
 def test_missing_similar_word_package_is_named(monkeypatch):
     import builtins
 
