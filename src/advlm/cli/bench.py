@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         measure_kinds(cost_kinds(), settings, device, args.model, on_result=save)
     runs = load_runs(results)
     cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
-    plots(runs, cost, results)
+    # plots for this hardware; with --render-only, for every hardware folder (results copied from elsewhere)
+    for folder in sorted(p for p in Path(args.results).iterdir() if p.is_dir()) if args.render_only else [results]:
+        folder_cost = folder / "cost.json"
+        plots(load_runs(folder), json.loads(folder_cost.read_text()) if folder_cost.exists() else None, folder)
     for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
         table, verdicts = quality_table([r for r in runs if r["grid"]["name"] == grid])
         print(f"grid {grid}:", table, *verdicts, sep="\n")
