@@ -210,6 +210,7 @@ def target_notes(rows: dict, base: dict | None, floor: dict | None) -> list[str]
 def _quality_plot(runs: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    runs, _ = common_seeds(runs)  # the table's seeds
     groups = _by_task_method(runs)
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = _ordered_methods(runs)
