@@ -62,6 +62,7 @@ class TextAT(AdversarialMethod):
         self.table: torch.Tensor | None = None
         #: token ids that never get a table row; set from the tokenizer by AdversarialTrainer
         self.special_token_ids: list[int] = []
+        self._special: tuple = (None, None)  # (ids and device, those ids as a device tensor), made once
 
     @property
     def passes(self) -> float:  # type: ignore[override]
@@ -82,7 +83,7 @@ class TextAT(AdversarialMethod):
         keep = token_mask(batch).bool()
         if special:
             key = (tuple(sorted(special)), ids.device)
-            if getattr(self, "_special", (None, None))[0] != key:  # built once, not copied to the device per step
+            if self._special[0] != key:  # not copied to the device every step
                 self._special = (key, torch.tensor(key[0], device=ids.device))
             keep &= ~torch.isin(ids, self._special[1])
         return keep
