@@ -2,6 +2,8 @@
 
 import sys
 
+import torch
+
 from advlm.config import TrainConfig
 from advlm.training import run_training
 
@@ -23,3 +25,7 @@ cfg = TrainConfig(
 # sequential order: the two ranks' halves of each global batch are exactly the 1-process batch
 # SGD compares gradients linearly: AdamW would turn float-order noise in near-zero gradients into lr-sized steps
 run_training(cfg, train_sampling_strategy="sequential", optim="sgd")
+# leave the process group before exit: gloo's threads torn down at interpreter exit can abort a rank
+# ("terminate called without an active exception"), seen once on a fresh clone
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()
