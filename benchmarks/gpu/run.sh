@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
-#   1. the environment; 2. the cost table, the GPU to itself; 3. the grids in $GRIDS (default: full, then
-#   full-long), JOBS runs at once (under CUDA MPS when it starts, so their small kernels overlap), starting
-#   from the committed results (runs done with the current settings are skipped) and stopped at the
-#   deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
+#   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it); 3. the grids in $GRIDS
+#   (default: full, then full-lr1e-4), JOBS runs at once (under CUDA MPS when it starts, so their small kernels
+#   overlap), starting from the committed results (runs done with the current settings are skipped) and
+#   stopped at the deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
 #   Here: unpack the hardware's folder into benchmarks/results/ and run `advlm bench --render-only`.
 # First use (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase took about
 # 16 s a kind (process start and CUDA init), so give it COST_SECONDS of 15 s a kind or more.
@@ -16,14 +16,15 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 JOBS=${JOBS:-14}
 mkdir -p "$OUT" "$RESULTS"
-cp -r benchmarks/results/. "$RESULTS"/  # the committed runs: the grids resume from them
+cp -rn benchmarks/results/. "$RESULTS"/  # the committed runs: the grids resume from them (-n: a second call on
+                                        # the same warm machine keeps the first call's runs)
 export PYTHONPATH=$PWD/src:$PWD/.gpu/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export ADVLM_MODEL=$PWD/.gpu/model ADVLM_DATA_DIR=$PWD/.gpu/glue ADVLM_GIT_COMMIT=$(cat .gpu/COMMIT)
 left() { echo $((START + BUDGET - $(date +%s) - ${1:-0})); }
 
 { nvidia-smi || true; "$PY" -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__, 'cuda', torch.cuda.is_available())"; } 2>&1 | tee "$OUT/env.log"
 
-timeout "${COST_SECONDS:-230}" "$PY" -m advlm bench --skip-quality --device "$DEVICE" --results "$RESULTS" \
+[ "${COST_SECONDS:-230}" -gt 0 ] && timeout "${COST_SECONDS:-230}" "$PY" -m advlm bench --skip-quality --device "$DEVICE" --results "$RESULTS" \
   --docs "$RESULTS/benchmarks.md" ${COST_STEPS:+--cost-steps $COST_STEPS} 2>&1 | tee "$OUT/cost.log"
 
 if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
@@ -40,7 +41,7 @@ grep -q "MPS on" "$OUT/mps.log" && export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe 
 
 snapshot() { tar czf "$OUT/partial.tgz" -C "$RESULTS" . && mv "$OUT/partial.tgz" "$OUT/results.tgz"; }
 (while sleep 40; do snapshot; done) & SNAPSHOTS=$!  # if the call itself is cut short, the last snapshot comes back
-for grid in ${GRIDS:-full full-long}; do
+for grid in ${GRIDS:-full full-lr1e-4}; do
   [ "$(left 20)" -gt 10 ] || break
   echo "grid $grid: $(left 20) s left"
   timeout "$(left 20)" "$PY" -m advlm bench --grid "$grid" --skip-cost --device "$DEVICE" --jobs "$JOBS" \
