@@ -7,7 +7,7 @@ import pytest
 from advlm import AdvlmError
 from advlm.bench.cost import build_method_spec, measure
 from advlm.bench.grid import Grid, run_grid
-from advlm.bench.render import cost_table, load_runs, plots, quality_table, write_docs
+from advlm.bench.render import cost_table, load_runs, paired_table, plots, quality_table, write_docs
 
 
 def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
@@ -82,6 +82,22 @@ def test_quality_table_compares_common_seeds_and_flags_unequal_steps():
     assert "| rte (accuracy, 1) | 50.00 [50.0, 50.0] | 70.00 [70.0, 70.0] | 90.00" in table  # vanilla s2 left out
     assert "rte: 1 run(s) left out, their seed not finished by every method (vanilla s2)." in notes
     assert "rte: freeat took 2.00x vanilla's optimizer steps; its row is not like for like." in notes
+
+
+def test_paired_table_compares_each_seed_with_vanillas_same_seed():
+    def run(method, seed, acc):
+        return {"task": "rte", "method": method, "seed": seed, "eval": {"accuracy": acc}}
+
+    # vanilla's seeds spread over 20 points; SMART is 1 point above it on every seed, FreeLB wins one of three
+    vanilla = {1: 0.50, 2: 0.60, 3: 0.70}
+    runs = [run("vanilla", s, a) for s, a in vanilla.items()]
+    runs += [run("smart", s, a + 0.01) for s, a in vanilla.items()]
+    runs += [run("freelb", 1, 0.53), run("freelb", 2, 0.59), run("freelb", 3, 0.69)]
+    table = paired_table(runs)
+    assert "| task | smart | freelb |" in table
+    row = table.splitlines()[2]
+    assert row.startswith("| rte | +1.00 (3/3, p=") and "+0.33 (1/3, p=0.83)" in row
+    assert paired_table([run("vanilla", 1, 0.5), run("smart", 1, 0.6)]) is None  # one seed: nothing to pair
 
 
 def test_a_run_with_other_method_defaults_is_not_done(tmp_path):

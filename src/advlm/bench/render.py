@@ -106,6 +106,36 @@ def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
     return "\n".join(lines), verdicts + dropped + step_notes(runs)
 
 
+def paired_table(runs: list[dict]) -> str | None:
+    """Markdown: each challenger against vanilla on the same seeds. A seed fixes the classifier head's draw,
+    dropout and data order, so the per-seed difference removes the part of the spread both runs share: mean
+    difference (points x 100), seeds won, and a two-sided paired t-test's p (scipy). None under 2 seeds."""
+    from scipy import stats
+
+    runs, _ = common_seeds(runs)
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    methods = [m for m in _ordered_methods(runs) if m != "vanilla"]
+    by_seed = {(r["task"], r["method"], r["seed"]): 100 * r["eval"][get_task(r["task"]).primary_metric] for r in runs}
+    lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+    for task in tasks:
+        cells = []
+        for m in methods:
+            seeds = sorted(s for (t, mm, s) in by_seed if t == task and mm == m and (t, "vanilla", s) in by_seed)
+            if len(seeds) < 2:
+                cells.append("-")
+                continue
+            diffs = np.array([by_seed[(task, m, s)] - by_seed[(task, "vanilla", s)] for s in seeds])
+            wins = int((diffs > 0).sum())
+            if np.ptp(diffs) < 1e-9:  # the same difference on every seed: the t statistic is infinite (or 0/0)
+                pval = "p=0.00" if abs(diffs.mean()) > 1e-9 else "p=1.00"
+            else:
+                pval = f"p={stats.ttest_1samp(diffs, 0.0).pvalue:.2f}"  # the paired t-test
+            cells.append(f"{diffs.mean():+.2f} ({wins}/{len(seeds)}, {pval})")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
 def robustness_table(runs: list[dict]) -> str | None:
     rows = [r for r in runs if isinstance(r.get("robustness"), dict) and r["robustness"].get("rows")]
     if not rows:
@@ -270,6 +300,15 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
         "",
     ]
     parts += [f"- {v}" for v in verdicts] + [""]
+    paired = paired_table(runs)
+    if paired:
+        parts += [
+            "Paired by seed (a seed fixes the head's initialization, dropout and data order for every method): "
+            "mean of method minus vanilla on the same seed, seeds won, two-sided paired t-test.",
+            "",
+            paired,
+            "",
+        ]
     if not {"rte", "mrpc", "cola", "stsb"} <= {r["task"] for r in runs}:
         parts += [
             "The quality target (FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of "

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from advlm.bench.cost import cost_kinds, measure_kinds
     from advlm.bench.environment import describe
     from advlm.bench.grid import GRIDS, run_grid
-    from advlm.bench.render import cost_table, load_runs, plots, quality_table, write_docs
+    from advlm.bench.render import cost_table, load_runs, paired_table, plots, quality_table, write_docs
     from advlm.errors import AdvlmError
 
     if args.grid not in GRIDS:
@@ -86,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         folder_cost = folder / "cost.json"
         plots(load_runs(folder), json.loads(folder_cost.read_text()) if folder_cost.exists() else None, folder)
     for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
-        table, verdicts = quality_table([r for r in runs if r["grid"]["name"] == grid])
-        print(f"grid {grid}:", table, *verdicts, sep="\n")
+        grid_runs = [r for r in runs if r["grid"]["name"] == grid]
+        table, verdicts = quality_table(grid_runs)
+        paired = paired_table(grid_runs)
+        print(f"grid {grid}:", table, *verdicts, *(["paired by seed:", paired] if paired else []), sep="\n")
     if cost:
         table, notes = cost_table(cost)
         print(table, *notes, sep="\n")
