@@ -5,7 +5,7 @@ import json
 import pytest
 
 from advlm import AdvlmError
-from advlm.bench.cost import build_method_spec, measure
+from advlm.bench.cost import build_method_spec, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
 from advlm.bench.render import cost_table, load_runs, paired_table, plots, quality_table, write_docs
 
@@ -47,6 +47,21 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     docs = write_docs(tmp_path / "results", tmp_path / "benchmarks.md")
     text = docs.read_text()
     assert "## cpu-test" in text and "### Cost per optimizer step" in text and "quality-tiny.png" in text
+
+
+def test_cost_series_in_one_process_keeps_rounds_and_survives_a_bad_kind(tiny_model_dir):
+    # how the GPU measures: every kind in one child process, round after round
+    settings = {"batch_size": 2, "seq_len": 16, "steps": 2, "warmup": 1, "rounds": 2}
+    seen = []
+    kinds = ["floor", "no-such-kind", "method:fgm"]
+    results = measure_kinds(kinds, settings, "cpu", str(tiny_model_dir), on_result=seen.append, one_process=True)
+    by_kind = {r["kind"]: r for r in results}
+    assert len(seen) == 6 and set(by_kind) == set(kinds)
+    assert "unknown cost kind no-such-kind" in by_kind["no-such-kind"]["error"]
+    for kind in ("floor", "method:fgm"):
+        medians = by_kind[kind]["round_medians_s"]
+        assert len(medians) == 2 and by_kind[kind]["median_s"] == min(medians)
+        assert by_kind[kind]["steps"] == 2 and by_kind[kind]["ops_per_step"] > 0
 
 
 def test_method_spec_parses_overrides():

@@ -5,8 +5,9 @@
 #   overlap), starting from the committed results (runs done with the current settings are skipped) and
 #   stopped at the deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
 #   Here: unpack the hardware's folder into benchmarks/results/ and run `advlm bench --render-only`.
-# First use (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase took about
-# 16 s a kind (process start and CUDA init), so give it COST_SECONDS of 15 s a kind or more.
+# First uses (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase, then one
+# process per kind, took 16-18 s a kind (process start and CUDA init). It now measures every kind in one process,
+# 3 rounds (untried on a GPU: COST_SECONDS stops it; each measurement is saved as it finishes).
 set -u
 START=$(date +%s)
 BUDGET=${BUDGET:-500}   # seconds from start to the tarball

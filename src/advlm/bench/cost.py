@@ -1,8 +1,12 @@
 """What a training step costs, measured side by side in one run: every method, the floor, and what users
 would use instead.
 
-Each measurement runs in its own process (so peak memory is its own): the default model, one fixed
-pre-tokenized batch (random token ids, every position real), AdamW. Kinds:
+On CPU each measurement runs in its own process (so the resident-memory peak is its own); on GPU all of them
+run in one process, kind after kind, round after round (peak memory there is the allocator's, reset per kind,
+and a process's start and CUDA set-up, about 15 s, would otherwise cost more than the measurement: one round
+of every kind took 230 s of a 15-minute lease, and single rounds on the lent H100 varied by up to 30% between
+calls). Each measures the default model on one fixed pre-tokenized batch (random token ids, every position
+real) with AdamW. Kinds:
 - `method:NAME`  NAME's `step` + optimizer step, timed per optimizer step;
 - `floor`        a minimal hand-written loop: forward, backward, AdamW step, zero_grad;
 - `trainer:NAME` our whole training step in `AdversarialTrainer` as `advlm train` sets it up (its training
@@ -244,6 +248,7 @@ def measure(
     from advlm.modeling import load_model
 
     device = torch.device(device_name)
+    allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     torch.manual_seed(0)
     model = load_model(model_path, get_task("sst2")).to(device).train()
     batch = _batch(model.config.vocab_size, batch_size, seq_len, device)
@@ -284,7 +289,9 @@ def measure(
     else:
         raise ValueError(f"unknown cost kind {kind}")
     sampler.__exit__()
-    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else sampler.peak
+    # on GPU, less what was allocated before this kind's model (nothing in a fresh process; in a series, what
+    # an earlier kind left behind)
+    peak = torch.cuda.max_memory_allocated() - allocated_before if device.type == "cuda" else sampler.peak
     median = statistics.median(times)
     return {
         "kind": kind,
@@ -336,29 +343,84 @@ def measure_in_subprocess(
     return json.loads(lines[-1][len("RESULT") :])
 
 
+def measure_series(
+    kinds: list[str], rounds: int, batch_size: int, seq_len: int, steps: int, warmup: int, device: str, model_path
+) -> None:
+    """Every kind `rounds` times over in this process, one `RESULT` line on stdout per measurement."""
+    import gc
+
+    for _ in range(rounds):
+        for kind in kinds:
+            try:
+                result = measure(kind, batch_size, seq_len, steps, warmup, device, model_path)
+            except Exception as exc:  # one kind failing must not lose the others
+                result = {"kind": kind, "error": f"{type(exc).__name__}: {exc}"}
+            gc.collect()  # the kind's model, optimizer and trainer go before the next kind's peak is taken
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            print("RESULT" + json.dumps(result), flush=True)
+
+
+def _series_in_subprocess(kinds: list[str], rounds: int, args: tuple, model_path: str | None):
+    """Yields `measure_series`'s results as they come, from one child process."""
+    import tempfile
+
+    call = f"measure_series({kinds!r}, {rounds}, {', '.join(map(repr, args))}, {model_path!r})"
+    code = f"from advlm.bench.cost import measure_series; {call}"
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True)
+        count = 0
+        for line in proc.stdout:
+            if line.startswith("RESULT"):
+                count += 1
+                yield json.loads(line[len("RESULT") :])
+        proc.wait()
+        if count < rounds * len(kinds):  # the child died (out of memory, a crash in a kernel)
+            errors.seek(0)
+            last = (errors.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            done = count % len(kinds)
+            for kind in kinds[done:]:
+                yield {"kind": kind, "error": f"the measuring process stopped: {last}"}
+
+
+def _measurements(kinds: list[str], rounds: int, args: tuple, model_path: str | None, one_process: bool):
+    if one_process:
+        yield from _series_in_subprocess(kinds, rounds, args, model_path)
+        return
+    for _ in range(rounds):
+        for kind in kinds:
+            yield measure_in_subprocess(kind, *args, model_path)
+
+
 def measure_kinds(
-    kinds: list[str], settings: dict[str, Any], device: str, model_path: str | None = None, on_result=None
+    kinds: list[str],
+    settings: dict[str, Any],
+    device: str,
+    model_path: str | None = None,
+    on_result=None,
+    one_process: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Every kind, each in its own process, `settings["rounds"]` times over (all kinds per round, so that a
-    slow spell of a shared machine hits every kind alike); each kind keeps its round with the lowest median
-    (noise only adds time) and records every round's median. `on_result(results)` after every measurement."""
+    """Every kind, `settings["rounds"]` times over (all kinds per round, so that a slow spell of a shared
+    machine hits every kind alike); each kind keeps its round with the lowest median (noise only adds time)
+    and records every round's median. Each kind in its own process on CPU; all in one on GPU (`one_process`
+    overrides). `on_result(results)` after every measurement."""
     from tqdm.auto import tqdm
 
     best: dict[str, dict[str, Any]] = {}
     rounds = settings.get("rounds", 1)
+    one_process = device.startswith("cuda") if one_process is None else one_process
+    args = (settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device)
     bar = tqdm(total=rounds * len(kinds), desc="cost")
-    for _ in range(rounds):
-        for kind in kinds:
-            args = (settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device)
-            result = measure_in_subprocess(kind, *args, model_path)
-            previous = best.get(kind)
-            medians = (previous or {}).get("round_medians_s", []) + [result.get("median_s")]
-            if previous is None or ("median_s" in result and result["median_s"] < previous.get("median_s", 1e9)):
-                best[kind] = result
-            best[kind]["round_medians_s"] = medians
-            bar.update()
-            if on_result:
-                on_result(list(best.values()))
+    for result in _measurements(kinds, rounds, args, model_path, one_process):
+        kind = result["kind"]
+        previous = best.get(kind)
+        medians = (previous or {}).get("round_medians_s", []) + [result.get("median_s")]
+        if previous is None or ("median_s" in result and result["median_s"] < previous.get("median_s", 1e9)):
+            best[kind] = result
+        best[kind]["round_medians_s"] = medians
+        bar.update()
+        if on_result:
+            on_result(list(best.values()))
     bar.close()
     return list(best.values())
 
