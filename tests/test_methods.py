@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from advlm import AdvlmError, build_method, list_methods
-from advlm.embeddings import embed, model_inputs
+from advlm.embeddings import embed, masks_shared_by_passes, model_inputs
 from advlm.losses import squared_error, symmetric_kl
 from advlm.methods.freeat import Replay
 from tests import tiny
@@ -253,30 +253,25 @@ def test_textat_table_changes_only_batch_rows_and_round_trips(tmp_path):
 
 @pytest.mark.parametrize("name", ADVERSARIAL)
 def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
-    """On a GPU a host sync stalls the launch queue. Beyond the model's own (transformers' attention-mask
-    check, once per forward), a step's only syncs are the guard's checks, and nan_guard=False drops them."""
+    """On a GPU a host sync stalls the launch queue. A step makes vanilla's one (transformers' "any padding?"
+    check, shared by all the step's passes) plus the guard's checks, and nan_guard=False drops those."""
     from advlm.bench.cost import OpCounter
 
-    def count(run, model):
-        forwards = []
-        hook = torch.nn.modules.module.register_module_forward_pre_hook(
-            lambda module, args: forwards.append(1) if type(module) is type(model) else None
-        )
+    def syncs(run):
         with OpCounter() as counter:
             run()
-        hook.remove()
-        return counter.syncs, len(forwards)
+        return counter.syncs
 
     plain = tiny.model()
-    per_forward, _ = count(lambda: plain(**tiny.batch(plain)), plain)
+    vanilla = syncs(lambda: plain(**tiny.batch(plain)))
     added = {}
     for guard in (True, False):
         model = tiny.model()
         method = build_method(name, nan_guard=guard)
         method.prepare(model)
         method.step(model, tiny.batch(model))  # first step: lazy state (TextAT's table, SMART's teacher)
-        syncs, forwards = count(lambda m=method, x=model: m.step(x, tiny.batch(x)), model)
-        added[guard] = syncs - forwards * per_forward
+        added[guard] = syncs(lambda m=method, x=model: m.step(x, tiny.batch(x))) - vanilla
+    assert vanilla == 1
     assert added == {True: {"freelb": 2, "textat": 2}.get(name, 1), False: 0}
 
 
@@ -327,6 +322,24 @@ def test_roberta_left_padding_inputs_embeds_matches_input_ids():
         naive = model(inputs_embeds=embed(model, batch["input_ids"]), attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(by_embeds, by_ids, atol=1e-6, rtol=0)
     assert not torch.allclose(naive, by_ids, atol=1e-4)  # what the position-id fix prevents
+
+
+@pytest.mark.parametrize("arch", tiny.ARCHS)
+@pytest.mark.parametrize("lengths", [(7, 4, 5), (7, 7, 7)], ids=["padded", "unpadded"])
+def test_passes_of_one_step_share_the_attention_mask_and_its_one_host_sync(arch, lengths):
+    from advlm.bench.cost import OpCounter
+
+    model = tiny.model(arch).eval()
+    batch = tiny.batch(model, lengths=lengths)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        plain = [model(**model_inputs(model, inputs, embed(model, batch["input_ids"]))).logits for _ in range(3)]
+        with masks_shared_by_passes(), OpCounter() as counter:
+            shared = [model(**model_inputs(model, inputs, embed(model, batch["input_ids"]))).logits for _ in range(3)]
+    for a, b in zip(plain, shared):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+    if arch in ("bert", "roberta", "electra"):  # transformers asks "any padding?" once, not once per pass
+        assert counter.syncs == 1
 
 
 @pytest.mark.parametrize("arch", tiny.ARCHS)

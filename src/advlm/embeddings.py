@@ -8,6 +8,7 @@ positions from the padding in `input_ids`, which `inputs_embeds` hides; we compu
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import weakref
 from collections.abc import Mapping
@@ -81,10 +82,60 @@ def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | No
     return module.create_position_ids_from_input_ids(input_ids, module.padding_idx)
 
 
+# Encoders whose forward turns the 2D padding mask into the attention mask with transformers'
+# `create_bidirectional_mask` alone (no sliding-window or other pattern on top), which returns a prepared 4D mask
+# as it is. Others get the 2D mask on every pass, as before.
+PLAIN_MASK_MODELS = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
+_step_masks: list | None = None  # inside `masks_shared_by_passes`: (2D mask, what it was prepared for, result)
+
+
+@contextlib.contextmanager
+def masks_shared_by_passes():
+    """Within the block (one method step), passes over the same batch share one prepared attention mask.
+
+    Preparing it asks the device whether any token is padding: a host sync that transformers otherwise repeats
+    on every forward, so a method making K passes per batch waited on the device K times where vanilla waits
+    once. Scoped to a step: a new batch is prepared afresh, as vanilla's forward does."""
+    global _step_masks
+    outer, _step_masks = _step_masks, []
+    try:
+        yield
+    finally:
+        _step_masks = outer
+
+
+def attention_mask_for_passes(model: nn.Module, mask: torch.Tensor | None, embeds: torch.Tensor):
+    """The attention mask to pass with `embeds`: inside `masks_shared_by_passes`, for a plain-mask encoder,
+    prepared once per mask tensor (None when nothing is padded, as transformers itself decides); else `mask`."""
+    config = getattr(unwrap(model), "config", None)
+    if (
+        _step_masks is None
+        or mask is None
+        or mask.dim() != 2
+        or getattr(config, "model_type", None) not in PLAIN_MASK_MODELS
+        or getattr(config, "is_decoder", False)
+    ):
+        return mask
+    # what the prepared mask depends on besides `mask` (a copy of the model, SMART's teacher, shares it)
+    key = (config.model_type, getattr(config, "_attn_implementation", None), embeds.dtype, embeds.device)
+    for seen, seen_key, prepared in _step_masks:
+        if seen is mask and seen_key == key:
+            return prepared
+    try:
+        from transformers.masking_utils import create_bidirectional_mask
+    except ImportError:  # transformers < 5
+        return mask
+    prepared = create_bidirectional_mask(config=config, inputs_embeds=embeds, attention_mask=mask)
+    _step_masks.append((mask, key, prepared))
+    return prepared
+
+
 def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: torch.Tensor) -> dict:
     """The model's keyword arguments with `inputs_embeds` in place of `input_ids`."""
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
     inputs["inputs_embeds"] = embeds
+    if "attention_mask" in inputs:
+        inputs["attention_mask"] = attention_mask_for_passes(model, inputs["attention_mask"], embeds)
     if "position_ids" not in inputs:
         pos = position_ids(model, batch["input_ids"])
         if pos is not None:

@@ -86,7 +86,10 @@ class AdversarialMethod:
             out = model(**batch)  # delayed start: plain fine-tuning for the first adv_start_step batches
             backward(out.loss)
             return StepOutput(out.loss.detach(), out.logits.detach())
-        return self.adversarial_step(model, batch, backward)
+        from advlm.embeddings import masks_shared_by_passes
+
+        with masks_shared_by_passes():
+            return self.adversarial_step(model, batch, backward)
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         raise NotImplementedError

@@ -92,7 +92,9 @@ class SMART(AdversarialMethod):
         if self.teacher is None:
             self.init_teacher(model)
         with torch.no_grad():
-            logits = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            # through the embeddings path (the same function, tested) so that it shares the step's attention mask
+            inputs = model_inputs(self.teacher, batch, embed(self.teacher, batch["input_ids"]))
+            logits = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
             decay = self.beta_early if self._updates < self._switch_step else self.beta
             if self._lerp_lists is None or self._lerp_lists[0] is not student:  # listed once, not every step
                 self._lerp_lists = (
