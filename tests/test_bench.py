@@ -115,6 +115,21 @@ def test_paired_table_compares_each_seed_with_vanillas_same_seed():
     assert paired_table([run("vanilla", 1, 0.5), run("smart", 1, 0.6)]) is None  # one seed: nothing to pair
 
 
+def test_per_task_method_args_apply_to_their_task_and_method_only():
+    from advlm.bench.grid import GRIDS
+
+    grid = GRIDS["full-pertask"]
+    assert grid.settings("stsb", "freelb", 1)["method_args"] == {
+        "step_size": 0.1,
+        "init_mag": 0.1,
+        "eps": 0.28,
+        "steps": 2,
+    }
+    assert grid.settings("cola", "textat", 1)["method_args"]["steps"] == 3
+    assert grid.settings("cola", "vanilla", 1)["method_args"] == {}
+    assert GRIDS["full"].settings("cola", "freelb", 1)["method_args"] == {}
+
+
 def test_a_run_with_other_method_defaults_is_not_done(tmp_path):
     from advlm.bench.grid import GRIDS, is_done
     from advlm.methods import build_method
