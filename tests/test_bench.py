@@ -7,7 +7,15 @@ import pytest
 from advlm import AdvlmError
 from advlm.bench.cost import build_method_spec, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
-from advlm.bench.render import cost_table, load_runs, paired_table, plots, quality_table, write_docs
+from advlm.bench.render import (
+    cost_table,
+    load_runs,
+    paired_table,
+    plots,
+    quality_table,
+    quality_verdict,
+    write_docs,
+)
 
 
 def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
@@ -128,6 +136,26 @@ def test_per_task_method_args_apply_to_their_task_and_method_only():
     assert grid.settings("cola", "textat", 1)["method_args"]["steps"] == 3
     assert grid.settings("cola", "vanilla", 1)["method_args"] == {}
     assert GRIDS["full"].settings("cola", "freelb", 1)["method_args"] == {}
+
+
+def test_quality_verdict_needs_the_four_tasks_and_five_seeds_and_three_wins_each():
+    metrics = {"rte": "accuracy", "mrpc": "accuracy", "cola": "mcc", "stsb": "pearson"}
+    margin = {"freelb": 0.01, "smart": 0.01, "textat": -0.01}  # textat loses everywhere but CoLA
+
+    def runs(seeds):
+        out = []
+        for task, metric in metrics.items():
+            for seed in seeds:
+                out.append({"task": task, "method": "vanilla", "seed": seed, "eval": {metric: 0.5}})
+                for m, d in margin.items():
+                    d = 0.01 if (m, task) == ("textat", "cola") else d
+                    out.append({"task": task, "method": m, "seed": seed, "eval": {metric: 0.5 + d}})
+        return out
+
+    assert quality_verdict(runs(range(1, 6)), 5) == "quality target not met (textat below 3 of 4)."
+    margin["textat"] = 0.01
+    assert quality_verdict(runs(range(1, 6)), 5) == "quality target met."
+    assert quality_verdict(runs([1, 2]), 2).startswith("does not measure the quality target")
 
 
 def test_a_run_with_other_method_defaults_is_not_done(tmp_path):

@@ -12,6 +12,7 @@ from advlm.bench.papers import PAPERS
 from advlm.data import get_task
 
 CHALLENGERS = ("freelb", "smart", "textat")
+TARGET_TASKS = {"rte", "mrpc", "cola", "stsb"}
 
 
 def load_runs(results: Path) -> list[dict]:
@@ -234,6 +235,13 @@ def target_notes(rows: dict, base: dict | None, floor: dict | None) -> list[str]
         ratio = rows["trainer:vanilla"]["median_s"] / floor["median_s"]
         verdict = "met" if ratio <= TARGETS["trainer_floor"] else "missed"
         notes.append(f"target training step <= {TARGETS['trainer_floor']} x the floor: {verdict} ({ratio:.2f}).")
+    for ours, theirs, label in (
+        ("trainer:vanilla", "stock-trainer", "our vanilla Trainer step <= the stock Trainer's"),
+        ("method:smart,bregman=false", "smart-pytorch", "our SMART step (no Bregman term) <= smart-pytorch's"),
+    ):
+        if ours in rows and theirs in rows:
+            ratio = rows[ours]["median_s"] / rows[theirs]["median_s"]
+            notes.append(f"target {label}: {'met' if ratio <= 1 else 'missed'} ({ratio:.2f}).")
     return notes
 
 
@@ -330,6 +338,25 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
     return parts
 
 
+def quality_verdict(runs: list[dict], seeds: int) -> str:
+    """Whether a grid measures the quality target (RTE, MRPC, CoLA and STS-B, 5 seeds) and, if so, whether
+    FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of the 4."""
+    if not TARGET_TASKS <= {r["task"] for r in runs} or seeds < 5:
+        return "does not measure the quality target (RTE, MRPC, CoLA and STS-B over 5 seeds)."
+    groups = _by_task_method(common_seeds([r for r in runs if r["task"] in TARGET_TASKS])[0])
+    short = []
+    for m in CHALLENGERS:
+        wins = 0
+        for t in TARGET_TASKS:
+            if (t, m) in groups and (t, "vanilla") in groups:
+                metric = get_task(t).primary_metric
+                med = [float(np.median([r["eval"][metric] for r in groups[(t, k)]])) for k in (m, "vanilla")]
+                wins += med[0] > med[1]
+        if wins < 3:
+            short.append(m)
+    return "quality target met." if not short else f"quality target not met ({', '.join(short)} below 3 of 4)."
+
+
 def write_docs(results_root: Path, docs: Path) -> Path:
     """docs/benchmarks.md from every hardware folder under `results_root`."""
     parts = [
@@ -340,10 +367,26 @@ def write_docs(results_root: Path, docs: Path) -> Path:
         "by hand: rerun `advlm bench --render-only`.",
         "",
     ]
+    header = len(parts)
+    glance = [
+        "## The issue's targets at a glance",
+        "",
+        "Each verdict is repeated, with its numbers, in the sections below. Cost verdicts compare single "
+        "medians; each hardware's notes say which differences are within its noise.",
+        "",
+    ]
     for hw in sorted(p for p in results_root.iterdir() if p.is_dir()):
         runs = load_runs(hw)
         cost_file = hw / "cost.json"
         cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
+        glance += [f"- **{hw.name}**"]
+        for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
+            grid_runs = [r for r in runs if r["grid"]["name"] == grid]
+            wins = [v for v in quality_table(grid_runs)[1] if v.startswith(CHALLENGERS)]
+            seeds = max(len(rs) for rs in _by_task_method(common_seeds(grid_runs)[0]).values())
+            glance += [f"  - grid {grid}, {seeds} seeds: {quality_verdict(grid_runs, seeds)} " + " ".join(wins)]
+        if cost:
+            glance += [f"  - {n}" for n in cost_table(cost)[1] if n.startswith("target")]
         parts += [f"## {hw.name}", ""]
         for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
             parts += quality_section([r for r in runs if r["grid"]["name"] == grid], hw, results_root)
@@ -371,5 +414,5 @@ def write_docs(results_root: Path, docs: Path) -> Path:
             parts += ["### Notes", "", (hw / "notes.md").read_text().strip(), ""]
         if (hw / "cost.png").exists():
             parts += [f"![cost.png]({_link(hw / 'cost.png', results_root)})", ""]
-    docs.write_text("\n".join(parts))
+    docs.write_text("\n".join(parts[:header] + glance + [""] + parts[header:]))
     return docs
