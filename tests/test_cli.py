@@ -96,13 +96,18 @@ def test_yaml_config_gives_defaults_and_flags_override(tmp_path, glue_dir, tiny_
 @pytest.mark.parametrize("method", ["fgm", "pgd", "freeat", "freelb", "smart", "textat"])
 def test_train_with_each_method(tmp_path, glue_dir, tiny_model_dir, method):
     code, out = (
-        _train(tmp_path, glue_dir, tiny_model_dir, "--method", method, "--steps", "3")
+        _train(tmp_path, glue_dir, tiny_model_dir, "--method", method, "--steps", "3", "--logging-steps", "1")
         if method != "fgm"
-        else _train(tmp_path, glue_dir, tiny_model_dir, "--method", method, "--step-size", "0.5")
+        else _train(
+            tmp_path, glue_dir, tiny_model_dir, "--method", method, "--step-size", "0.5", "--logging-steps", "1"
+        )
     )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == method
+    # logging_steps 1 (below): the training loss and the method's diagnostics of every optimizer step
+    assert [h["step"] for h in metrics["train_history"]] == list(range(1, metrics["steps"] + 1))
+    assert all(h["loss"] > 0 and any(k.startswith("adv/") for k in h) for h in metrics["train_history"])
     assert metrics["method_args"].get("steps", 3) == 3 and metrics["method_args"].get("step_size", 0.5)
     assert metrics["steps"] == (2 * 3 if method == "freeat" else 2)  # FreeAT: an optimizer step per replay
 

@@ -163,6 +163,8 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
             "eval_examples": len(dev_ds),
             "best_checkpoint_metric": trainer.state.best_metric,
             "history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+            # the logged training loss (every logging_steps): whether a model fits its training set at all
+            "train_history": [h for h in trainer.state.log_history if "loss" in h],
         }
         if cfg.robustness:
             metrics["robustness"] = measure_robustness(cfg, task, trainer.model, tokenizer, dev_ds)
