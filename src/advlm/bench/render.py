@@ -65,12 +65,31 @@ def step_notes(runs: list[dict]) -> list[str]:
     return notes
 
 
+def _medians(runs: list[dict]) -> dict[tuple[str, str], float]:
+    """(task, method) -> median primary dev metric x 100 over `runs`."""
+    return {
+        key: float(np.median([100 * r["eval"][get_task(key[0]).primary_metric] for r in rs]))
+        for key, rs in _by_task_method(runs).items()
+    }
+
+
+def _wins(medians: dict[tuple[str, str], float], tasks: list[str]) -> dict[str, tuple[list[str], int]]:
+    """challenger -> (tasks where its median beats vanilla's, tasks compared)."""
+    out = {}
+    for m in CHALLENGERS:
+        compared = [t for t in tasks if (t, m) in medians and (t, "vanilla") in medians]
+        if compared:
+            out[m] = ([t for t in compared if medians[(t, m)] > medians[(t, "vanilla")]], len(compared))
+    return out
+
+
 def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
     """Markdown: the primary dev metric (x100) per task and method, median [min, max] over the seeds every
     method finished, then the papers' numbers as labelled reference columns; and notes: one verdict line per
     challenger, runs left out, rows that are not like for like."""
     runs, dropped = common_seeds(runs)
     groups = _by_task_method(runs)
+    medians = _medians(runs)
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = _ordered_methods(runs)
     head = (
@@ -79,31 +98,19 @@ def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
         + [f"{m} [{paper.split(',')[0]}]" for paper, cols in PAPERS.items() for m in cols]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    medians = {}
     for task in tasks:
         metric = get_task(task).primary_metric
         cells, seeds = [], 0
         for m in methods:
             values = [100 * r["eval"][metric] for r in groups.get((task, m), [])]
             seeds = max(seeds, len(values))
-            if values:
-                medians[(task, m)] = float(np.median(values))
-                cells.append(f"{np.median(values):.2f} [{min(values):.1f}, {max(values):.1f}]")
-            else:
-                cells.append("-")
+            cells.append(f"{medians[(task, m)]:.2f} [{min(values):.1f}, {max(values):.1f}]" if values else "-")
         refs = [str(cols[m].get(task, "-")) for cols in PAPERS.values() for m in cols]
         lines.append(f"| {task} ({metric}, {seeds}) | " + " | ".join(cells + refs) + " |")
-    verdicts = []
-    for m in CHALLENGERS:
-        compared = [t for t in tasks if (t, m) in medians and (t, "vanilla") in medians]
-        if not compared:
-            continue
-        wins = [t for t in compared if medians[(t, m)] > medians[(t, "vanilla")]]
-        verdicts.append(
-            f"{m} beats vanilla's median on {len(wins)} of {len(compared)} task(s)"
-            + (f" ({', '.join(wins)})" if wins else "")
-            + "."
-        )
+    verdicts = [
+        f"{m} beats vanilla's median on {len(wins)} of {n} task(s)" + (f" ({', '.join(wins)})" if wins else "") + "."
+        for m, (wins, n) in _wins(medians, tasks).items()
+    ]
     return "\n".join(lines), verdicts + dropped + step_notes(runs)
 
 
@@ -317,7 +324,7 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
             paired,
             "",
         ]
-    if not {"rte", "mrpc", "cola", "stsb"} <= {r["task"] for r in runs}:
+    if not TARGET_TASKS <= {r["task"] for r in runs}:
         parts += [
             "The quality target (FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of "
             "RTE, MRPC, CoLA, STS-B over 5 seeds) needs the full grid: these rows do not measure it.",
@@ -343,17 +350,9 @@ def quality_verdict(runs: list[dict], seeds: int) -> str:
     FreeLB, SMART and TextAT each beat vanilla's median on at least 3 of the 4."""
     if not TARGET_TASKS <= {r["task"] for r in runs} or seeds < 5:
         return "does not measure the quality target (RTE, MRPC, CoLA and STS-B over 5 seeds)."
-    groups = _by_task_method(common_seeds([r for r in runs if r["task"] in TARGET_TASKS])[0])
-    short = []
-    for m in CHALLENGERS:
-        wins = 0
-        for t in TARGET_TASKS:
-            if (t, m) in groups and (t, "vanilla") in groups:
-                metric = get_task(t).primary_metric
-                med = [float(np.median([r["eval"][metric] for r in groups[(t, k)]])) for k in (m, "vanilla")]
-                wins += med[0] > med[1]
-        if wins < 3:
-            short.append(m)
+    kept, _ = common_seeds([r for r in runs if r["task"] in TARGET_TASKS])
+    wins = _wins(_medians(kept), sorted(TARGET_TASKS))
+    short = [m for m in CHALLENGERS if len(wins.get(m, ([], 0))[0]) < 3]
     return "quality target met." if not short else f"quality target not met ({', '.join(short)} below 3 of 4)."
 
 
