@@ -330,7 +330,9 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
             "RTE, MRPC, CoLA, STS-B over 5 seeds) needs the full grid: these rows do not measure it.",
             "",
         ]
-    overrides = {k: grid.get(k) for k in ("per_task", "per_method", "method_args") if grid.get(k)}
+    overrides = {
+        k: grid.get(k) for k in ("per_task", "per_method", "method_args", "per_task_method_args") if grid.get(k)
+    }
     parts += [
         f"Settings: {json.dumps(grid['train'])}; overrides: {json.dumps(overrides)}; every other "
         "hyper-parameter is the method's default (`advlm list`).",
