@@ -118,6 +118,8 @@ GRIDS["full-pertask"] = dataclasses.replace(
     name="full-pertask",
     tasks=["mrpc", "cola", "stsb"],
     methods=["vanilla", "freelb", "textat"],
+    method_args={},
+    per_method={},
     per_task_method_args={task: {"freelb": args, "textat": args} for task, args in _PER_TASK_ADV.items()},
     robustness=False,
 )
