@@ -9,6 +9,7 @@ from advlm.bench.cost import build_method_spec, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
 from advlm.bench.render import (
     cost_table,
+    fit_note,
     load_runs,
     paired_table,
     plots,
@@ -156,6 +157,21 @@ def test_quality_verdict_needs_the_four_tasks_and_five_seeds_and_three_wins_each
     margin["textat"] = 0.01
     assert quality_verdict(runs(range(1, 6)), 5) == "quality target met."
     assert quality_verdict(runs([1, 2]), 2).startswith("does not measure the quality target")
+
+
+def test_fit_note_reports_vanillas_last_training_loss_against_its_dev_loss():
+    def run(method, seed, last, dev):
+        return {
+            "task": "rte",
+            "method": method,
+            "seed": seed,
+            "eval_loss": dev,
+            "train_history": [{"loss": 9.0}, {"loss": last}],
+        }
+
+    runs = [run("vanilla", 1, 0.2, 0.7), run("vanilla", 2, 0.4, 0.9), run("freelb", 1, 5.0, 5.0)]
+    assert fit_note(runs).endswith("(medians over seeds): rte 0.300 / 0.800.")
+    assert fit_note([{"task": "rte", "method": "vanilla", "seed": 1, "eval_loss": 0.7}]) is None  # older runs
 
 
 def test_a_run_with_other_method_defaults_is_not_done(tmp_path):

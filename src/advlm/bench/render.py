@@ -144,6 +144,23 @@ def paired_table(runs: list[dict]) -> str | None:
     return "\n".join(lines) if len(lines) > 2 else None
 
 
+def fit_note(runs: list[dict]) -> str | None:
+    """Vanilla's last logged training loss against its dev loss, per task (medians over seeds): whether the
+    model fits its training set at all, which a regularizer needs before it has anything to trade. Vanilla only:
+    the methods log their own objectives. None when no run recorded its training loss."""
+    cells = []
+    for (task, method), rs in _by_task_method(runs).items():
+        logged = [r["train_history"][-1]["loss"] for r in rs if r.get("train_history")]
+        if method == "vanilla" and logged:
+            dev = float(np.median([r["eval_loss"] for r in rs]))
+            cells.append(f"{task} {np.median(logged):.3f} / {dev:.3f}")
+    if not cells:
+        return None
+    return (
+        "Vanilla's training loss at its last log against its dev loss (medians over seeds): " + ", ".join(cells) + "."
+    )
+
+
 def robustness_table(runs: list[dict]) -> str | None:
     rows = [r for r in runs if isinstance(r.get("robustness"), dict) and r["robustness"].get("rows")]
     if not rows:
@@ -315,6 +332,9 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
         "",
     ]
     parts += [f"- {v}" for v in verdicts] + [""]
+    fit = fit_note(runs)
+    if fit:
+        parts += [fit, ""]
     paired = paired_table(runs)
     if paired:
         parts += [
