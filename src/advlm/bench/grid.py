@@ -81,7 +81,7 @@ GRIDS = {
         robustness=True,
     ),
 }
-# The quick grid where the model can fit its slice: 3 epochs instead of 1 (about 40 minutes on 2 CPU cores). The
+# The quick grid where the model can fit its slice: 3 epochs instead of 1 (42 minutes on 2 CPU cores). The
 # H100 grids suggest the default model underfits GLUE at the papers' budget, which leaves a regularizer nothing
 # to trade; this asks, on CPU, whether the methods' edge over vanilla grows once the training set is fitted.
 GRIDS["quick-3ep"] = dataclasses.replace(
