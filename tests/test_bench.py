@@ -7,11 +7,14 @@ import pytest
 from advlm import AdvlmError
 from advlm.bench.cost import build_method_spec, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
+from advlm.bench.paired import confidence_interval, detectable_difference
 from advlm.bench.render import (
     cost_table,
+    detectable_note,
     fit_note,
     load_runs,
     paired_table,
+    paper_gain_table,
     plots,
     quality_table,
     quality_verdict,
@@ -120,8 +123,32 @@ def test_paired_table_compares_each_seed_with_vanillas_same_seed():
     table = paired_table(runs)
     assert "| task | smart | freelb |" in table
     row = table.splitlines()[2]
-    assert row.startswith("| rte | +1.00 (3/3, p=") and "+0.33 (1/3, p=0.83)" in row
+    # SMART's constant difference has a zero-width interval; FreeLB's differences are +3, -1, -1
+    assert row.startswith("| rte | +1.00 [+1.0, +1.0] (3/3, p=0.00)") and "+0.33 [-5.4, +6.1] (1/3, p=0.83)" in row
     assert paired_table([run("vanilla", 1, 0.5), run("smart", 1, 0.6)]) is None  # one seed: nothing to pair
+    # the FreeLB paper's +2.52 on RTE lies inside FreeLB's [-5.4, +6.1]; the SMART paper's +7.7 above SMART's
+    gains = paper_gain_table(runs)
+    assert "| rte | +7.70 (SMART paper): above ours | +2.52 (FreeLB paper): inside ours |" in gains
+    note = detectable_note(runs)  # SMART's zero spread tells nothing: FreeLB's sd sqrt(16/3) alone, 3 seeds
+    assert note.endswith(f"rte {detectable_difference((16 / 3) ** 0.5, 3):.1f}.")
+
+
+def test_detectable_difference_and_interval_agree_with_textbook_values():
+    import numpy as np
+    from scipy import stats
+
+    # many seeds: the normal approximation (1.96 + 0.84) sd / sqrt(n) holds
+    assert detectable_difference(1.0, 200) == pytest.approx(2.80 / 200**0.5, rel=0.02)
+    # 5 seeds: about 1.68 sd; fewer seeds need a larger difference
+    assert detectable_difference(1.0, 5) == pytest.approx(1.68, abs=0.01)
+    assert detectable_difference(1.0, 3) > detectable_difference(1.0, 5) > detectable_difference(1.0, 10)
+    assert detectable_difference(2.0, 5) == pytest.approx(2 * detectable_difference(1.0, 5))
+    diffs = np.array([0.5, 1.5, 1.0, 2.0])
+    lo, hi = confidence_interval(diffs)
+    expected = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((expected.low, expected.high))
+    with pytest.raises(ValueError, match="2 or more seeds"):
+        detectable_difference(1.0, 1)
 
 
 def test_per_task_method_args_apply_to_their_task_and_method_only():

@@ -17,3 +17,17 @@ PAPERS = {
         "textat": {"rte": 71.0, "cola": 55.9, "sst2": 94.5},
     },
 }
+
+
+def reported_gains() -> dict[str, dict[str, tuple[str, float]]]:
+    """method -> task -> (paper, the method's score minus that paper's own vanilla), in points. Only papers
+    with a vanilla row: the TextAT paper compares TextAT with FreeLB, not with vanilla, so TextAT has none."""
+    gains: dict[str, dict[str, tuple[str, float]]] = {}
+    for paper, cols in PAPERS.items():
+        vanilla = cols.get("vanilla")
+        for method, scores in cols.items():
+            if vanilla and method != "vanilla":
+                for task, score in scores.items():
+                    if task in vanilla:
+                        gains.setdefault(method, {})[task] = (paper.split(",")[0], round(score - vanilla[task], 2))
+    return gains

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from advlm.bench.papers import PAPERS
+from advlm.bench.paired import confidence_interval, detectable_difference, pooled_sd, seed_differences
+from advlm.bench.papers import PAPERS, reported_gains
 from advlm.data import get_task
 
 CHALLENGERS = ("freelb", "smart", "textat")
@@ -115,30 +116,76 @@ def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
 
 
 def paired_table(runs: list[dict]) -> str | None:
-    """Markdown: each challenger against vanilla on the same seeds. A seed fixes the classifier head's draw,
-    dropout and data order, so the per-seed difference removes the part of the spread both runs share: mean
-    difference (points x 100), seeds won, and a two-sided paired t-test's p (scipy). None under 2 seeds."""
+    """Markdown: each challenger against vanilla on the same seeds (see `advlm.bench.paired`): mean
+    difference (points x 100) with its 95% confidence interval, seeds won, and a two-sided paired t-test's p
+    (scipy). None under 2 seeds."""
     from scipy import stats
 
     runs, _ = common_seeds(runs)
+    diffs = {k: d for k, d in seed_differences(runs).items() if len(d) >= 2}
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = [m for m in _ordered_methods(runs) if m != "vanilla"]
-    by_seed = {(r["task"], r["method"], r["seed"]): 100 * r["eval"][get_task(r["task"]).primary_metric] for r in runs}
     lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
     for task in tasks:
         cells = []
         for m in methods:
-            seeds = sorted(s for (t, mm, s) in by_seed if t == task and mm == m and (t, "vanilla", s) in by_seed)
-            if len(seeds) < 2:
+            d = diffs.get((task, m))
+            if d is None:
                 cells.append("-")
                 continue
-            diffs = np.array([by_seed[(task, m, s)] - by_seed[(task, "vanilla", s)] for s in seeds])
-            wins = int((diffs > 0).sum())
-            if np.ptp(diffs) < 1e-9:  # the same difference on every seed: the t statistic is infinite (or 0/0)
-                pval = "p=0.00" if abs(diffs.mean()) > 1e-9 else "p=1.00"
+            if np.ptp(d) < 1e-9:  # the same difference on every seed: the t statistic is infinite (or 0/0)
+                pval = "p=0.00" if abs(d.mean()) > 1e-9 else "p=1.00"
             else:
-                pval = f"p={stats.ttest_1samp(diffs, 0.0).pvalue:.2f}"  # the paired t-test
-            cells.append(f"{diffs.mean():+.2f} ({wins}/{len(seeds)}, {pval})")
+                pval = f"p={stats.ttest_1samp(d, 0.0).pvalue:.2f}"  # the paired t-test
+            lo, hi = confidence_interval(d)
+            cells.append(f"{d.mean():+.2f} [{lo:+.1f}, {hi:+.1f}] ({int((d > 0).sum())}/{len(d)}, {pval})")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def detectable_note(runs: list[dict]) -> str | None:
+    """One line: per task, the smallest true difference from vanilla that this grid's number of seeds would
+    detect (paired t-test, 80% power, 5% two-sided), from the spread of its per-seed differences pooled over
+    methods. None under 2 seeds."""
+    runs, _ = common_seeds(runs)
+    by_task = defaultdict(list)
+    for (task, _), d in seed_differences(runs).items():
+        if len(d) >= 2 and np.ptp(d) > 1e-9:
+            by_task[task].append(d)
+    cells = [
+        f"{task} {detectable_difference(pooled_sd(ds), len(ds[0])):.1f}"
+        for task, ds in by_task.items()
+        if len({len(d) for d in ds}) == 1
+    ]
+    if not cells:
+        return None
+    return (
+        "Smallest true difference from vanilla these seeds would detect (paired t-test, 80% power, 5% two-sided; "
+        "from the spread of the differences above, pooled over methods), in points: " + ", ".join(cells) + "."
+    )
+
+
+def paper_gain_table(runs: list[dict]) -> str | None:
+    """Markdown: where a paper reports a method's gain over its own vanilla (other models: RoBERTa-large,
+    BERT-base), whether that gain lies inside this grid's 95% interval for the same method and task, above
+    it (ruled out here) or below it. None when no cell has both."""
+    runs, _ = common_seeds(runs)
+    diffs = {k: d for k, d in seed_differences(runs).items() if len(d) >= 2}
+    gains = reported_gains()
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    methods = [m for m in _ordered_methods(runs) if m in gains and any((t, m) in diffs for t in tasks)]
+    lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+    for task in tasks:
+        cells = []
+        for m in methods:
+            if (task, m) not in diffs or task not in gains[m]:
+                cells.append("-")
+                continue
+            paper, gain = gains[m][task]
+            lo, hi = confidence_interval(diffs[(task, m)])
+            where = "above ours" if gain > hi else "below ours" if gain < lo else "inside ours"
+            cells.append(f"{gain:+.2f} ({paper}): {where}")
         if any(c != "-" for c in cells):
             lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else None
@@ -339,11 +386,25 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
     if paired:
         parts += [
             "Paired by seed (a seed fixes the head's initialization, dropout and data order for every method): "
-            "mean of method minus vanilla on the same seed, seeds won, two-sided paired t-test.",
+            "mean of method minus vanilla on the same seed [95% confidence interval], seeds won, two-sided "
+            "paired t-test.",
             "",
             paired,
             "",
         ]
+        detectable = detectable_note(runs)
+        if detectable:
+            parts += [detectable, ""]
+        papers = paper_gain_table(runs)
+        if papers:
+            parts += [
+                "The gains the papers report over their own vanilla (other models), against the 95% interval above: "
+                "a gain above ours is ruled out (at that level) for this model at these settings; one inside ours "
+                "could be there unseen.",
+                "",
+                papers,
+                "",
+            ]
     parts += [f"This grid: {quality_verdict(runs)}", ""]
     overrides = {
         k: grid.get(k) for k in ("per_task", "per_method", "method_args", "per_task_method_args") if grid.get(k)

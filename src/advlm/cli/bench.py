@@ -49,7 +49,15 @@ def run(args: argparse.Namespace) -> int:
     from advlm.bench.cost import cost_kinds, measure_kinds
     from advlm.bench.environment import describe
     from advlm.bench.grid import GRIDS, run_grid
-    from advlm.bench.render import cost_table, load_runs, paired_table, plots, quality_table, write_docs
+    from advlm.bench.render import (
+        cost_table,
+        detectable_note,
+        load_runs,
+        paired_table,
+        plots,
+        quality_table,
+        write_docs,
+    )
     from advlm.errors import AdvlmError
 
     if args.grid not in GRIDS:
@@ -89,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         grid_runs = [r for r in runs if r["grid"]["name"] == grid]
         table, verdicts = quality_table(grid_runs)
         paired = paired_table(grid_runs)
+        detectable = detectable_note(grid_runs)
         print(f"grid {grid}:", table, *verdicts, *(["paired by seed:", paired] if paired else []), sep="\n")
+        if detectable:
+            print(detectable)
     if cost:
         table, notes = cost_table(cost)
         print(table, *notes, sep="\n")
