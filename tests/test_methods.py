@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from advlm import AdvlmError, build_method, list_methods
-from advlm.embeddings import embed, masks_shared_by_passes, model_inputs
+from advlm.embeddings import embed, masks_shared_by_passes, model_inputs, word_embeddings
 from advlm.losses import squared_error, symmetric_kl
 from advlm.methods.freeat import Replay
 from tests import tiny
@@ -399,6 +399,37 @@ def test_nan_guard_skips_the_adversarial_part(caplog):
             build_method(name, **kwargs).step(model, batch)
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None), name
     assert "non-finite" in caplog.text
+
+
+def test_the_table_gradient_waits_for_the_last_pass_and_survives_a_nan_there():
+    """Multi-pass methods compute the word-embedding table's gradient once, at the step's last backward (it is
+    not held through later forwards), and a NaN guard on that last pass keeps the earlier passes' share."""
+    model = tiny.model()
+    batch = tiny.batch(model)
+    table = word_embeddings(model).weight
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(table.grad is None))
+    for name in ("freelb", "textat", "fgm"):
+        model.zero_grad(set_to_none=True)
+        seen.clear()
+        build_method(name, **({"steps": 3} if name != "fgm" else {})).step(model, batch)
+        assert seen and all(seen) and table.grad is not None and table.grad.abs().sum() > 0, name
+
+    clean = embed(model, batch["input_ids"]).detach()
+
+    def poison(module, args, kwargs, output):  # perturbed inputs give a NaN loss: FGM's second pass
+        e = kwargs.get("inputs_embeds")
+        if e is not None and not torch.equal(e.detach(), clean):
+            output.loss = output.loss * float("nan")
+        return output
+
+    expected = vanilla_grads()
+    model = tiny.model()
+    model.register_forward_hook(poison, with_kwargs=True)
+    build_method("fgm", step_size=0.5).step(model, tiny.batch(model))
+    got = grads(model)
+    for k in expected:  # the clean pass's gradient alone, the table's included
+        torch.testing.assert_close(got[k], expected[k], atol=1e-6, rtol=1e-5)
 
 
 def test_norms_are_fp32_under_autocast():

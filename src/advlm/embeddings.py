@@ -143,9 +143,46 @@ def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: to
     return inputs
 
 
-def forward_embeds(model: nn.Module, batch: Mapping[str, torch.Tensor], delta: torch.Tensor | None = None):
-    """Forward with the word embeddings plus `delta` (zero where None); returns the model's output."""
-    embeds = embed(model, batch["input_ids"])
+class StepLookup:
+    """The word-embedding lookup of one method step, computed once and shared by the step's passes.
+
+    A method that back-propagates several passes per step (FGM, FreeLB, TextAT) would otherwise compute the
+    table's gradient (vocabulary x hidden: about half of MiniLM's parameters) once per pass and hold it through
+    the next pass's forward. Here the passes before the last feed a detached copy of the lookup, whose gradient
+    (batch x tokens x hidden) sums there; the last pass feeds the lookup itself, with that sum added to its
+    gradient, so the table's gradient is computed once, at the step's last backward. The lookup's backward is
+    linear, so the table gets the same sum; under DDP it is ready in the last (synchronized) backward."""
+
+    def __init__(self, model: nn.Module, input_ids: torch.Tensor) -> None:
+        self.words = embed(model, input_ids)
+        self._early = self.words.detach().requires_grad_(self.words.requires_grad)
+        self._carrying = False
+
+    def for_pass(self, last: bool) -> torch.Tensor:
+        """The lookup to perturb in a pass; `last` for the pass whose backward ends the step."""
+        if not last:
+            return self._early
+        carried = self._early.grad
+        if carried is not None and not self._carrying:
+            self.words.register_hook(lambda grad: grad + carried.to(grad.dtype))
+            self._carrying = True
+        return self.words
+
+    def carry(self) -> torch.Tensor | float:
+        """A zero that depends on the lookup: add it to a last-pass loss the NaN guard replaced, so that the
+        earlier passes' share of the table's gradient still reaches the table."""
+        return (self.words * 0).sum() if self._carrying else 0.0
+
+
+def forward_embeds(
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    delta: torch.Tensor | None = None,
+    words: torch.Tensor | None = None,
+):
+    """Forward with the word embeddings (`words`, else looked up now) plus `delta` (zero where None); returns
+    the model's output."""
+    embeds = embed(model, batch["input_ids"]) if words is None else words
     if delta is not None:
         embeds = embeds + delta.to(embeds.dtype)
     return model(**model_inputs(model, batch, embeds))

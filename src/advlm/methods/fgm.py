@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, token_mask
+from advlm.embeddings import StepLookup, forward_embeds, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared, sync_unless_last
 from advlm.methods.registry import register
 from advlm.perturbation import ascend, example_norm
@@ -42,15 +42,15 @@ class FGM(AdversarialMethod):
     passes = 2.0
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
-        mask = token_mask(batch)
-        zero = torch.zeros_like(embed(model, batch["input_ids"]), dtype=torch.float32).requires_grad_()
+        mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
+        zero = torch.zeros_like(lookup.words, dtype=torch.float32).requires_grad_()
         with sync_unless_last(model, last=False):
-            clean = forward_embeds(model, batch, zero)
+            clean = forward_embeds(model, batch, zero, words=lookup.for_pass(last=False))
             backward(clean.loss)
         delta = ascend(zero, zero.grad, mask, self.step_size, self.eps, self.norm).detach()
-        adv = forward_embeds(model, batch, delta)
-        adv_loss, _ = guarded(adv.loss, model, self)
-        backward(self.weight * adv_loss)
+        adv = forward_embeds(model, batch, delta, words=lookup.for_pass(last=True))
+        adv_loss, finite = guarded(adv.loss, model, self)
+        backward(self.weight * adv_loss + (0.0 if finite else lookup.carry()))
         loss = clean.loss.detach() + self.weight * adv_loss.detach()
         metrics = {
             "clean_loss": clean.loss.detach(),

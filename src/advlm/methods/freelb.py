@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, token_mask
+from advlm.embeddings import StepLookup, forward_embeds, token_mask
 from advlm.methods.base import (
     AdversarialMethod,
     Backward,
@@ -56,13 +56,13 @@ class FreeLB(AdversarialMethod):
         return float(self.steps)
 
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
-        mask = token_mask(batch)
-        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
+        mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
+        delta = init_delta(lookup.words, mask, self.init_mag, self.norm, self.eps)
 
         def ascent(delta: torch.Tensor) -> torch.Tensor:
             return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm)
 
-        return free_passes(self, model, batch, backward, delta, ascent)[0]
+        return free_passes(self, model, batch, backward, lookup, delta, ascent)[0]
 
 
 def free_passes(
@@ -70,11 +70,13 @@ def free_passes(
     model: nn.Module,
     batch: Mapping[str, torch.Tensor],
     backward: Backward,
+    lookup: StepLookup,
     delta: torch.Tensor,
     ascent: Callable[[torch.Tensor], torch.Tensor],
 ) -> tuple[StepOutput, torch.Tensor]:
-    """FreeLB's K passes (shared with TextAT): back-propagate loss_t / K at `delta`, then `delta = ascent(delta)`
-    (its `.grad` filled) except after the last pass. Returns the step's output and the final perturbation."""
+    """FreeLB's K passes (shared with TextAT): back-propagate loss_t / K at `lookup` + `delta`, then
+    `delta = ascent(delta)` (its `.grad` filled) except after the last pass. Returns the step's output and the
+    final perturbation."""
     steps = method.steps
     delta = delta.requires_grad_()
     replay = dropout_replay(batch) if method.same_dropout else None
@@ -84,8 +86,10 @@ def free_passes(
         if t > 0 and replay is not None:
             replay.restore()
         with sync_unless_last(model, last):
-            out = forward_embeds(model, batch, delta)
+            out = forward_embeds(model, batch, delta, words=lookup.for_pass(last))
             loss, finite = guarded(out.loss, model, method)
+            if not finite and last:
+                loss = loss + lookup.carry()
             backward(loss / steps)
         losses.append(out.loss.detach())
         logits = out.logits.detach() if t == 0 else logits

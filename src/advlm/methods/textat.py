@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, token_mask, unwrap, word_embeddings
+from advlm.embeddings import StepLookup, token_mask, unwrap, word_embeddings
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, hparam, shared
 from advlm.methods.freelb import free_passes
 from advlm.methods.registry import register
@@ -91,7 +91,8 @@ class TextAT(AdversarialMethod):
     def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
         ids, mask = batch["input_ids"], token_mask(batch)
         table, rows = self._ensure_table(model), self._table_mask(model, batch)
-        start = init_delta(embed(model, ids), mask, self.init_mag, self.norm)
+        lookup = StepLookup(model, ids)
+        start = init_delta(lookup.words, mask, self.init_mag, self.norm)
         start = start + table[ids].float() * rows.unsqueeze(-1)
         delta = project(start, mask, self.eps, self.norm)
 
@@ -101,7 +102,7 @@ class TextAT(AdversarialMethod):
             scale = torch.where(peak > 0, token_norm / peak.clamp_min(TINY), torch.ones_like(token_norm))
             return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm, token_scale=scale)
 
-        out, final = free_passes(self, model, batch, backward, delta, ascent)
+        out, final = free_passes(self, model, batch, backward, lookup, delta, ascent)
         self._write_back(ids, rows, final)
         return out
 
