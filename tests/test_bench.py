@@ -18,6 +18,7 @@ from advlm.bench.render import (
     plots,
     quality_table,
     quality_verdict,
+    target_notes,
     write_docs,
 )
 
@@ -74,6 +75,21 @@ def test_cost_series_in_one_process_keeps_rounds_and_survives_a_bad_kind(tiny_mo
         medians = by_kind[kind]["round_medians_s"]
         assert len(medians) == 2 and by_kind[kind]["median_s"] == min(medians)
         assert by_kind[kind]["steps"] == 2 and by_kind[kind]["ops_per_step"] > 0
+
+
+def test_target_notes_give_the_round_by_round_ratio_of_ours_to_the_alternative():
+    def row(kind, rounds, memory=100):
+        return {"kind": kind, "median_s": min(rounds), "round_medians_s": rounds, "peak_memory_bytes": memory}
+
+    rows = {r["kind"]: r for r in (row("method:vanilla", [1.0, 1.0]), row("trainer:vanilla", [1.1, 0.9]))}
+    rows["stock-trainer"] = row("stock-trainer", [1.0, 1.2])
+    notes = target_notes(rows, rows["method:vanilla"], None)
+    # fastest rounds: 0.9 / 1.0; within rounds: 1.1 / 1.0 and 0.9 / 1.2
+    assert "target our vanilla Trainer step <= the stock Trainer's: met (0.90; round by round 1.10, 0.75)." in notes
+    rows["stock-trainer"]["round_medians_s"] = [1.0]  # one round: nothing to pair
+    assert "target our vanilla Trainer step <= the stock Trainer's: met (0.90)." in target_notes(
+        rows, rows["method:vanilla"], None
+    )
 
 
 def test_method_spec_parses_overrides():

@@ -48,7 +48,8 @@ def check_accepts_inputs_embeds(model: nn.Module) -> None:
 
 
 def embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The word-embedding lookup (B x T x H), recomputed per pass so the table gets every pass's gradient."""
+    """The word-embedding lookup (B x T x H), with its gradient to the table (see `StepLookup` for methods
+    that back-propagate several passes per step)."""
     return word_embeddings(model)(input_ids)
 
 
