@@ -393,29 +393,21 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
     fit = fit_note(runs)
     if fit:
         parts += [fit, ""]
-    paired = paired_table(runs)
-    if paired:
-        parts += [
-            "Paired by seed (a seed fixes the head's initialization, dropout and data order for every method): "
-            "mean of method minus vanilla on the same seed [95% confidence interval], seeds won, two-sided "
-            "paired t-test.",
-            "",
-            paired,
-            "",
-        ]
-        detectable = detectable_note(runs)
-        if detectable:
-            parts += [detectable, ""]
-        papers = paper_gain_table(runs)
-        if papers:
-            parts += [
-                "The gains the papers report over their own vanilla (other models), against the 95% interval above: "
-                "a gain above ours is ruled out (at that level) for this model at these settings; one inside ours "
-                "could be there unseen.",
-                "",
-                papers,
-                "",
-            ]
+    parts += _captioned(
+        "Paired by seed (a seed fixes the head's initialization, dropout and data order for every method): "
+        "mean of method minus vanilla on the same seed [95% confidence interval], seeds won, two-sided "
+        "paired t-test.",
+        paired_table(runs),
+    )
+    detectable = detectable_note(runs)
+    if detectable:
+        parts += [detectable, ""]
+    parts += _captioned(
+        "The gains the papers report over their own vanilla (other models), against the 95% interval above: "
+        "a gain above ours is ruled out (at that level) for this model at these settings; one inside ours "
+        "could be there unseen.",
+        paper_gain_table(runs),
+    )
     parts += [f"This grid: {quality_verdict(runs)}", ""]
     overrides = {
         k: grid.get(k) for k in ("per_task", "per_method", "method_args", "per_task_method_args") if grid.get(k)
@@ -425,13 +417,18 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
         "hyper-parameter is the method's default (`advlm list`).",
         "",
     ]
-    rob = robustness_table(runs)
-    if rob:
-        parts += ["#### Robustness (FreeLB Table 5 measure, per run on its own dev slice)", "", rob, ""]
+    parts += _captioned(
+        "#### Robustness (FreeLB Table 5 measure, per run on its own dev slice)", robustness_table(runs)
+    )
     png = hw / f"quality-{grid['name']}.png"
     if png.exists():
         parts += [f"![{png.name}]({_link(png, results_root)})", ""]
     return parts
+
+
+def _captioned(caption: str, body: str | None) -> list[str]:
+    """A caption and its table as Markdown lines; nothing when there is no table."""
+    return [caption, "", body, ""] if body else []
 
 
 def seeds_compared(runs: list[dict]) -> int:
