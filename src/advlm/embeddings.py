@@ -180,10 +180,14 @@ def forward_embeds(
     batch: Mapping[str, torch.Tensor],
     delta: torch.Tensor | None = None,
     words: torch.Tensor | None = None,
+    loss: bool = True,
 ):
     """Forward with the word embeddings (`words`, else looked up now) plus `delta` (zero where None); returns
-    the model's output."""
+    the model's output, without its loss when `loss` is false (a pass that needs only the logits)."""
     embeds = embed(model, batch["input_ids"]) if words is None else words
     if delta is not None:
         embeds = embeds + delta.to(embeds.dtype)
-    return model(**model_inputs(model, batch, embeds))
+    inputs = model_inputs(model, batch, embeds)
+    if not loss:
+        inputs.pop("labels", None)
+    return model(**inputs)

@@ -20,6 +20,8 @@ Departures and choices:
   start of each step from the current parameters: theta~ <- beta theta~ + (1 - beta) theta, after its use.
   Without a Trainer, call `on_train_begin(total_steps)` for the beta schedule (else it switches at 1000).
 - The ascent passes run under DDP's `no_sync`.
+- All passes perturb one word-embedding lookup (the clean pass's), so the table's gradient is computed once,
+  and the perturbed passes ask the model for logits only (no task loss computed and thrown away).
 """
 
 from __future__ import annotations
@@ -117,11 +119,14 @@ class SMART(AdversarialMethod):
             delta = init_delta(embeds, mask, self.init_mag, self.norm).requires_grad_()
             with model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad():
                 for _ in range(self.steps):
-                    inner = divergence(forward_embeds(model, batch, delta).logits, clean.logits.detach(), regression)
+                    logits = forward_embeds(model, batch, delta, words=embeds, loss=False).logits
+                    inner = divergence(logits, clean.logits.detach(), regression)
                     (grad,) = torch.autograd.grad(inner, delta)
                     delta = ascend(delta, grad, mask, self.step_size, 0.0, self.norm)
             delta = project(delta.detach(), mask, self.eps, self.norm)
-            reg = divergence(forward_embeds(model, batch, delta).logits, clean.logits, regression)
+            reg = divergence(
+                forward_embeds(model, batch, delta, words=embeds, loss=False).logits, clean.logits, regression
+            )
             total = total + self.weight * reg
             metrics["smoothness"] = reg.detach()
         if self.bregman and self.mu > 0:
