@@ -180,6 +180,9 @@ def test_per_task_method_args_apply_to_their_task_and_method_only():
     assert grid.settings("cola", "textat", 1)["method_args"]["steps"] == 3
     assert grid.settings("cola", "vanilla", 1)["method_args"] == {}
     assert GRIDS["full"].settings("cola", "freelb", 1)["method_args"] == {}
+    smart = GRIDS["full-long-smart"].settings("rte", "smart", 1)
+    assert smart["method_args"] == {"bregman": False} and smart["epochs"] == 6
+    assert GRIDS["full-long-smart"].settings("rte", "vanilla", 1)["method_args"] == {}
 
 
 def test_quality_verdict_needs_the_four_tasks_and_five_seeds_and_three_wins_each():
