@@ -7,8 +7,9 @@
 #   Here: unpack the hardware's folder into benchmarks/results/ and run `advlm bench --render-only`.
 # First uses (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase, then one
 # process per kind, took 16-18 s a kind (process start and CUDA init). It now measures every kind in one process,
-# 3 rounds: all 13 kinds x 3 rounds inside the 230 s on the third lease (COST_SECONDS stops it; each measurement
-# is saved as it finishes).
+# several rounds: all 13 kinds x 3 rounds took 2 min 3 s of the 230 s on the third lease, whose rounds of one kind
+# differed by up to 37%, so the GPU default is now 5 (COST_SECONDS stops it; each measurement is saved as it
+# finishes).
 set -u
 START=$(date +%s)
 BUDGET=${BUDGET:-500}   # seconds from start to the tarball
