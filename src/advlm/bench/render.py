@@ -115,14 +115,20 @@ def quality_table(runs: list[dict]) -> tuple[str, list[str]]:
     return "\n".join(lines), verdicts + dropped + step_notes(runs)
 
 
+def _paired(runs: list[dict]) -> tuple[list[dict], dict[tuple[str, str], np.ndarray]]:
+    """The runs on the seeds every method of a task finished, and each method's per-seed differences from
+    vanilla on them where there are 2 seeds or more (what the paired tables compare)."""
+    runs, _ = common_seeds(runs)
+    return runs, {k: d for k, d in seed_differences(runs).items() if len(d) >= 2}
+
+
 def paired_table(runs: list[dict]) -> str | None:
     """Markdown: each challenger against vanilla on the same seeds (see `advlm.bench.paired`): mean
     difference (points x 100) with its 95% confidence interval, seeds won, and a two-sided paired t-test's p
     (scipy). None under 2 seeds."""
     from scipy import stats
 
-    runs, _ = common_seeds(runs)
-    diffs = {k: d for k, d in seed_differences(runs).items() if len(d) >= 2}
+    runs, diffs = _paired(runs)
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = [m for m in _ordered_methods(runs) if m != "vanilla"]
     lines = ["| task | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
@@ -148,10 +154,9 @@ def detectable_note(runs: list[dict]) -> str | None:
     """One line: per task, the smallest true difference from vanilla that this grid's number of seeds would
     detect (paired t-test, 80% power, 5% two-sided), from the spread of its per-seed differences pooled over
     methods. None under 2 seeds."""
-    runs, _ = common_seeds(runs)
     by_task = defaultdict(list)
-    for (task, _), d in seed_differences(runs).items():
-        if len(d) >= 2 and np.ptp(d) > 1e-9:
+    for (task, _), d in _paired(runs)[1].items():
+        if np.ptp(d) > 1e-9:
             by_task[task].append(d)
     cells = [
         f"{task} {detectable_difference(pooled_sd(ds), len(ds[0])):.1f}"
@@ -170,8 +175,7 @@ def paper_gain_table(runs: list[dict]) -> str | None:
     """Markdown: where a paper reports a method's gain over its own vanilla (other models: RoBERTa-large,
     BERT-base), whether that gain lies inside this grid's 95% interval for the same method and task, above
     it (ruled out here) or below it. None when no cell has both."""
-    runs, _ = common_seeds(runs)
-    diffs = {k: d for k, d in seed_differences(runs).items() if len(d) >= 2}
+    runs, diffs = _paired(runs)
     gains = reported_gains()
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     methods = [m for m in _ordered_methods(runs) if m in gains and any((t, m) in diffs for t in tasks)]
