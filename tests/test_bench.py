@@ -1,5 +1,6 @@
 """The benchmark machinery on a tiny grid: one JSON per run, resume, tables, plots and the docs page."""
 
+import dataclasses
 import json
 
 import pytest
@@ -45,6 +46,13 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     redone = {p.name for p in paths if p.stat().st_mtime_ns != stamp and "freelb" in p.name}
     assert paths[0].stat().st_mtime_ns == stamp and redone == {"rte-freelb-s1.json", "rte-freelb-s2.json"}
     assert json.loads(paths[1].read_text())["config"]["epochs"] == 2
+    other = dataclasses.replace(grid, name="tiny-other", methods=["vanilla", "fgm"], seeds=[1])
+    copied = run_grid(other, results, str(glue_dir), str(tiny_model_dir), progress=False)  # vanilla is copied
+    assert json.loads(copied[0].read_text())["copied_from"] == "tiny/rte-vanilla-s1.json"
+    assert json.loads(copied[0].read_text())["grid"]["name"] == "tiny-other" and "copied_from" not in copied[1].read_text()
+    for path in copied:
+        path.unlink()
+    copied[0].parent.rmdir()
     table, verdicts = quality_table(load_runs(results))
     assert "| rte (accuracy, 2) |" in table and "FreeLB paper" in table
     assert verdicts and verdicts[0].startswith("freelb beats vanilla's median on ")

@@ -1,0 +1,79 @@
+"""How large SMART's perturbation is next to what it perturbs: ours (the word-embedding lookup, as every advlm
+method) against the reference code's (mt-dnn and smart-pytorch's README add it to the embedding module's
+output, after its LayerNorm). Both rescale each token's perturbation to max-abs `eps` = 1.
+
+    .venv/bin/python benchmarks/analysis/smart_perturbation_scale.py [--model PATH] [--examples 32]
+
+On the default model at its pre-trained weights (fresh classification head), RTE dev's first examples, it
+prints per-token L2 norms and max-abs of both tensors, the relative size ||delta|| / ||x|| of one SMART
+perturbation (noise N(0, 1e-5^2), one ascent step of 1e-3, rescaled to max-abs 1 per token) at each place, and
+the symmetric KL between clean and perturbed outputs (the smoothness term's value). A diagnostic for the notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from advlm.embeddings import unwrap, word_embeddings
+from advlm.data.loading import load_split
+from advlm.data.tasks import get_task
+from advlm.losses import symmetric_kl
+from advlm.modeling import load_model, load_tokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--examples", type=int, default=32)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    task = get_task("rte")
+    model = load_model(args.model, task).eval()
+    tok = load_tokenizer(args.model)
+    rows = load_split(task, "dev")[: args.examples]
+    batch = tok(*zip(*(r.texts for r in rows)), padding=True, truncation=True, max_length=128, return_tensors="pt")
+    mask = batch["attention_mask"].bool()
+    places = {
+        "word lookup (advlm)": word_embeddings(model),
+        "embedding output, post-LN (reference)": unwrap(model).base_model.embeddings,
+    }
+
+    with torch.no_grad():
+        clean = model(**batch).logits
+    print(f"{args.examples} RTE dev examples, {int(mask.sum())} real tokens")
+    for name, module in places.items():
+        state = {}
+
+        def add(_, __, out):
+            state["x"] = out.detach()
+            return out + state["delta"] if "delta" in state else out
+
+        handle = module.register_forward_hook(add)
+        try:
+            with torch.no_grad():
+                model(**batch)
+            x = state["x"]
+            noise = (torch.randn_like(x) * 1e-5 * mask.unsqueeze(-1)).requires_grad_()
+            state["delta"] = noise
+            loss = symmetric_kl(model(**batch).logits, clean)
+            (grad,) = torch.autograd.grad(loss, noise)
+            step = noise + 1e-3 * grad  # the reference: the raw gradient times eta, then the per-token rescale
+            delta = step / step.abs().amax(-1, keepdim=True).clamp_min(1e-12) * mask.unsqueeze(-1)
+            state["delta"] = delta.detach()
+            with torch.no_grad():
+                kl = symmetric_kl(model(**batch).logits, clean).item()
+        finally:
+            handle.remove()
+        xs, ds = x[mask], delta[mask]
+        share = (1e-3 * grad[mask]).norm(dim=-1) / noise[mask].norm(dim=-1)
+        print(
+            f"{name}: per-token L2 {xs.norm(dim=-1).median():.2f}, max-abs {xs.abs().amax(-1).median():.3f}; "
+            f"perturbation L2 {ds.norm(dim=-1).median():.2f} = {(ds.norm(dim=-1) / xs.norm(dim=-1)).median():.2f} x the "
+            f"token's; ||eta*grad|| / ||noise|| {share.median():.2g}; symmetric KL clean vs perturbed {kl:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
