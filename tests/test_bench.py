@@ -14,6 +14,7 @@ from advlm.bench.render import (
     detectable_note,
     fit_note,
     load_runs,
+    outdated_defaults_note,
     paired_table,
     paper_gain_table,
     plots,
@@ -49,7 +50,9 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     other = dataclasses.replace(grid, name="tiny-other", methods=["vanilla", "fgm"], seeds=[1])
     copied = run_grid(other, results, str(glue_dir), str(tiny_model_dir), progress=False)  # vanilla is copied
     assert json.loads(copied[0].read_text())["copied_from"] == "tiny/rte-vanilla-s1.json"
-    assert json.loads(copied[0].read_text())["grid"]["name"] == "tiny-other" and "copied_from" not in copied[1].read_text()
+    assert (
+        json.loads(copied[0].read_text())["grid"]["name"] == "tiny-other" and "copied_from" not in copied[1].read_text()
+    )
     for path in copied:
         path.unlink()
     copied[0].parent.rmdir()
@@ -68,6 +71,11 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     docs = write_docs(tmp_path / "results", tmp_path / "benchmarks.md")
     text = docs.read_text()
     assert "## cpu-test" in text and "### Cost per optimizer step" in text and "quality-tiny.png" in text
+    assert text.count("### Cost per optimizer step") == 1 and "[cost.json]" not in text
+    (results / "cost-earlier.json").write_text(json.dumps(cost))  # an earlier measurement kept beside the latest
+    text = write_docs(tmp_path / "results", tmp_path / "benchmarks.md").read_text()
+    assert text.count("### Cost per optimizer step") == 2 and "cost-earlier.json, code" in text
+    assert "  - [cost.json] target" in text and "  - [cost-earlier.json] target" in text
 
 
 def test_cost_series_in_one_process_keeps_rounds_and_survives_a_bad_kind(tiny_model_dir):
@@ -189,7 +197,7 @@ def test_per_task_method_args_apply_to_their_task_and_method_only():
     assert grid.settings("cola", "vanilla", 1)["method_args"] == {}
     assert GRIDS["full"].settings("cola", "freelb", 1)["method_args"] == {}
     smart = GRIDS["full-long-smart"].settings("rte", "smart", 1)
-    assert smart["method_args"] == {"bregman": False} and smart["epochs"] == 6
+    assert smart["method_args"] == {"bregman": False, "eps": 1.0, "normalized_step": True} and smart["epochs"] == 6
     assert GRIDS["full-long-smart"].settings("rte", "vanilla", 1)["method_args"] == {}
 
 
@@ -211,6 +219,13 @@ def test_quality_verdict_needs_the_four_tasks_and_five_seeds_and_three_wins_each
     margin["textat"] = 0.01
     assert quality_verdict(runs(range(1, 6))) == "quality target met."
     assert quality_verdict(runs([1, 2])).startswith("does not measure the quality target")
+    only_smart = [r for r in runs(range(1, 6)) if r["method"] in ("vanilla", "smart")]
+    assert quality_verdict(only_smart) == "quality target met by smart; freelb, textat not in this grid."
+    margin["smart"] = -0.01
+    only_smart = [r for r in runs(range(1, 6)) if r["method"] in ("vanilla", "smart")]
+    assert (
+        quality_verdict(only_smart) == "quality target not met (smart below 3 of 4; freelb, textat not in this grid)."
+    )
 
 
 def test_fit_note_reports_vanillas_last_training_loss_against_its_dev_loss():
@@ -241,3 +256,14 @@ def test_a_run_with_other_method_defaults_is_not_done(tmp_path):
     record["method_args"]["step_size"] = current["step_size"] * 2  # run with another default
     path.write_text(json.dumps(record))
     assert not is_done(path, settings)
+
+
+def test_outdated_defaults_note_names_changed_defaults_but_not_a_grids_own_settings():
+    from advlm.methods import build_method
+
+    now = build_method("smart").config()
+    grid = {"method_args": {"smart": {"mu": 0.5}}}
+    run = {"task": "rte", "method": "smart", "grid": grid, "method_args": {**now, "mu": 0.5}}
+    assert outdated_defaults_note([run]) is None  # the grid's own setting is not a default
+    old = {**run, "method_args": {**now, "mu": 0.5, "eps": now["eps"] * 10}}
+    assert outdated_defaults_note([run, old]).endswith(f"smart: eps {now['eps'] * 10} (now {now['eps']}).")

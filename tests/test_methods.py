@@ -490,3 +490,51 @@ def test_model_without_inputs_embeds_is_refused_before_training():
         with pytest.raises(AdvlmError, match="does not accept inputs_embeds"):
             build_method(name).prepare(NoEmbeds())
     build_method("vanilla").prepare(NoEmbeds())  # vanilla feeds input_ids: fine
+
+
+def test_raw_ascend_steps_by_the_gradient_as_it_is_then_projects():
+    from advlm.perturbation import raw_ascend
+
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    delta = torch.full((2, 3, 4), 1e-3)
+    grad = torch.arange(24, dtype=torch.float32).view(2, 3, 4)
+    out = raw_ascend(delta, grad, mask, 1e-2, 0.0, "token-linf")  # unbounded: delta + eta * grad, padding zero
+    torch.testing.assert_close(out, (delta + 1e-2 * grad) * mask.unsqueeze(-1))
+    assert out.requires_grad and out.is_leaf
+    out = raw_ascend(delta, grad, mask, 1e-2, 0.5, "token-linf")  # each real token rescaled to max-abs 0.5
+    torch.testing.assert_close(out.abs().amax(-1), 0.5 * mask)
+    grad[1, 0, 0] = float("nan")  # an example with a non-finite gradient keeps its delta
+    out = raw_ascend(delta, grad, mask, 1e-2, 0.0, "token-linf")
+    torch.testing.assert_close(out[1], delta[1])
+
+
+def test_smart_code_step_keeps_the_noise_direction(monkeypatch):
+    """The reference codes add eta times the raw gradient, far smaller than the 1e-5 noise, so their
+    perturbation is the noise's direction, rescaled to the radius."""
+    import advlm.methods.smart as smart
+
+    seen = {}
+    init, project = smart.init_delta, smart.project
+    monkeypatch.setattr(smart, "init_delta", lambda *a, **k: seen.setdefault("noise", init(*a, **k)))
+    monkeypatch.setattr(smart, "project", lambda d, *a, **k: seen.setdefault("final", project(d, *a, **k)))
+    model = tiny.model()
+    torch.manual_seed(0)
+    build_method("smart").step(model, tiny.batch(model))
+    noise, final = seen["noise"], seen["final"]
+    real = final.abs().amax(-1) > 0
+    assert real.sum() > 8
+    torch.testing.assert_close(final[real].abs().amax(-1), torch.full((int(real.sum()),), 0.1))  # default radius
+    assert (torch.nn.functional.cosine_similarity(noise[real], final[real], dim=-1) > 0.999).all()
+
+
+def test_smart_normalized_step_is_the_papers(monkeypatch):
+    import advlm.methods.smart as smart
+
+    calls = []
+    ascend, raw = smart.ascend, smart.raw_ascend
+    monkeypatch.setattr(smart, "ascend", lambda *a, **k: calls.append("normalized") or ascend(*a, **k))
+    monkeypatch.setattr(smart, "raw_ascend", lambda *a, **k: calls.append("raw") or raw(*a, **k))
+    model = tiny.model()
+    build_method("smart", normalized_step=True, steps=2).step(model, tiny.batch(model))
+    build_method("smart").step(model, tiny.batch(model))
+    assert calls == ["normalized", "normalized", "raw"]

@@ -16,9 +16,9 @@ import argparse
 
 import torch
 
-from advlm.embeddings import unwrap, word_embeddings
 from advlm.data.loading import load_split
 from advlm.data.tasks import get_task
+from advlm.embeddings import unwrap, word_embeddings
 from advlm.losses import symmetric_kl
 from advlm.modeling import load_model, load_tokenizer
 
@@ -46,7 +46,7 @@ def main() -> None:
     for name, module in places.items():
         state = {}
 
-        def add(_, __, out):
+        def add(_, __, out, state=state):
             state["x"] = out.detach()
             return out + state["delta"] if "delta" in state else out
 

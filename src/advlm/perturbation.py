@@ -52,11 +52,16 @@ def init_delta(
     return project(delta, mask, eps, norm)
 
 
-def direction(grad: torch.Tensor, mask: torch.Tensor, norm: str = "l2") -> torch.Tensor:
-    """The normalized ascent direction; zero for an example whose gradient is not finite."""
+def _finite(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`grad` in fp32 on real tokens; zero for an example whose gradient is not finite."""
     g = grad.float() * _expand(mask)
     finite = torch.isfinite(g).flatten(1).all(dim=1).view(-1, 1, 1)
-    g = torch.where(finite, g, torch.zeros_like(g))
+    return torch.where(finite, g, torch.zeros_like(g))
+
+
+def direction(grad: torch.Tensor, mask: torch.Tensor, norm: str = "l2") -> torch.Tensor:
+    """The normalized ascent direction; zero for an example whose gradient is not finite."""
+    g = _finite(grad, mask)
     if norm == "token-linf":
         return g / g.abs().amax(dim=-1, keepdim=True).clamp_min(TINY)
     return g / example_norm(g, norm).clamp_min(TINY).view(-1, 1, 1)
@@ -100,3 +105,12 @@ def ascend(
     if token_scale is not None:
         step = step * token_scale.unsqueeze(-1)
     return project(delta.detach() + step, mask, eps, norm).requires_grad_()
+
+
+def raw_ascend(
+    delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, step_size: float, eps: float, norm: str
+) -> torch.Tensor:
+    """The SMART reference codes' step (mt-dnn, smart-pytorch): `step_size` times the gradient as it is, not
+    normalized, then the projection; returns a new fp32 leaf that requires grad. Not for a gradient scaled by
+    AMP's GradScaler (its scale would change the step)."""
+    return project(delta.detach() + _finite(grad, mask) * step_size, mask, eps, norm).requires_grad_()

@@ -110,7 +110,7 @@ GRIDS["full-long-smart"] = dataclasses.replace(
     GRIDS["full-long"],
     name="full-long-smart",
     methods=["vanilla", "smart"],
-    method_args={"smart": {"bregman": False}},
+    method_args={"smart": {"bregman": False, "eps": 1.0, "normalized_step": True}},  # SMART's step until 2026-11-28
 )
 # The other suspect: the perturbation's size. The reference codes add it to the embedding module's output (after
 # its LayerNorm), where max-abs 1 per token is 0.62x a token's norm; advlm adds it to the word-embedding lookup,
@@ -120,7 +120,7 @@ GRIDS["full-long-smart-eps"] = dataclasses.replace(
     GRIDS["full-long"],
     name="full-long-smart-eps",
     methods=["vanilla", "smart"],
-    method_args={"smart": {"eps": 0.1}},
+    method_args={"smart": {"eps": 0.1, "normalized_step": True}},  # the normalized step, SMART's until 2026-11-28
 )
 # The same question at the full grid's cost (full-long needs twice the GPU time one session is lent): twice the
 # learning rate at 3 epochs, for vanilla and the three methods the quality target names; 3 seeds, no robustness.

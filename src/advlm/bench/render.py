@@ -418,9 +418,12 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
     }
     parts += [
         f"Settings: {json.dumps(grid['train'])}; overrides: {json.dumps(overrides)}; every other "
-        "hyper-parameter is the method's default (`advlm list`).",
+        "hyper-parameter is the method's default (`advlm list`) when the run was made.",
         "",
     ]
+    outdated = outdated_defaults_note(runs)
+    if outdated:
+        parts += [outdated, ""]
     parts += _captioned(
         "#### Robustness (FreeLB Table 5 measure, per run on its own dev slice)", robustness_table(runs)
     )
@@ -428,6 +431,27 @@ def quality_section(runs: list[dict], hw: Path, results_root: Path) -> list[str]
     if png.exists():
         parts += [f"![{png.name}]({_link(png, results_root)})", ""]
     return parts
+
+
+def outdated_defaults_note(runs: list[dict]) -> str | None:
+    """Hyper-parameters runs took from a default that has changed since (the grid reruns them when run again)."""
+    from advlm.methods import build_method
+
+    changed: dict[str, dict[str, tuple]] = {}
+    for r in runs:
+        grid = r["grid"]
+        pinned = {**grid.get("method_args", {}).get(r["method"], {})}
+        pinned.update(grid.get("per_task_method_args", {}).get(r["task"], {}).get(r["method"], {}))
+        now = build_method(r["method"]).config()
+        for key, value in r.get("method_args", {}).items():
+            if key not in pinned and key in now and now[key] != value:
+                changed.setdefault(r["method"], {})[key] = (value, now[key])
+    if not changed:
+        return None
+    listed = "; ".join(
+        f"{m}: " + ", ".join(f"{k} {old} (now {new})" for k, (old, new) in keys.items()) for m, keys in changed.items()
+    )
+    return f"Made with defaults that have changed since (the grid reruns these runs when next run): {listed}."
 
 
 def _captioned(caption: str, body: str | None) -> list[str]:
@@ -447,8 +471,24 @@ def quality_verdict(runs: list[dict]) -> str:
         return "does not measure the quality target (FreeLB, SMART, TextAT each above vanilla's median on 3 of RTE, MRPC, CoLA, STS-B over 5 seeds)."
     kept, _ = common_seeds([r for r in runs if r["task"] in TARGET_TASKS])
     wins = _wins(_medians(kept), sorted(TARGET_TASKS))
-    short = [m for m in CHALLENGERS if len(wins.get(m, ([], 0))[0]) < 3]
-    return "quality target met." if not short else f"quality target not met ({', '.join(short)} below 3 of 4)."
+    ran = [m for m in CHALLENGERS if m in wins]
+    short = [m for m in ran if len(wins[m][0]) < 3]
+    absent = (
+        f"; {', '.join(m for m in CHALLENGERS if m not in wins)} not in this grid"
+        if len(ran) < len(CHALLENGERS)
+        else ""
+    )
+    if not ran:
+        return "quality target not measured (none of FreeLB, SMART, TextAT in this grid)."
+    if short:
+        return f"quality target not met ({', '.join(short)} below 3 of 4{absent})."
+    return f"quality target met{' by ' + ', '.join(ran) if absent else ''}{absent}."
+
+
+def cost_files(hw: Path) -> list[Path]:
+    """A hardware folder's cost measurements: cost.json (the latest, what `advlm bench` writes) and earlier ones
+    kept beside it as cost-<label>.json (a later run on a lent machine does not erase the one before)."""
+    return [f for f in [hw / "cost.json", *sorted(hw.glob("cost-*.json"))] if f.exists()]
 
 
 def write_docs(results_root: Path, docs: Path) -> Path:
@@ -471,8 +511,7 @@ def write_docs(results_root: Path, docs: Path) -> Path:
     ]
     for hw in sorted(p for p in results_root.iterdir() if p.is_dir()):
         runs = load_runs(hw)
-        cost_file = hw / "cost.json"
-        cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
+        costs = [(f, json.loads(f.read_text())) for f in cost_files(hw)]
         glance += [f"- **{hw.name}**"]
         for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
             grid_runs = [r for r in runs if r["grid"]["name"] == grid]
@@ -480,20 +519,22 @@ def write_docs(results_root: Path, docs: Path) -> Path:
             glance += [
                 f"  - grid {grid}, {seeds_compared(grid_runs)} seeds: {quality_verdict(grid_runs)} " + " ".join(wins)
             ]
-        if cost:
-            glance += [f"  - {n}" for n in cost_table(cost)[1] if n.startswith("target")]
+        for file, cost in costs:
+            label = f"[{file.name}] " if len(costs) > 1 else ""
+            glance += [f"  - {label}{n}" for n in cost_table(cost)[1] if n.startswith("target")]
         parts += [f"## {hw.name}", ""]
         for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
             parts += quality_section([r for r in runs if r["grid"]["name"] == grid], hw, results_root)
-        if cost:
+        for file, cost in costs:
             table, notes = cost_table(cost)
             s = cost["settings"]
+            source = f"; {file.name}, code {cost['environment'].get('git_commit', '?')[:7]}" if len(costs) > 1 else ""
             parts += (
                 [
                     f"### Cost per optimizer step (batch {s['batch_size']} x {s['seq_len']} tokens, "
                     f"{s['steps']} measured steps after {s['warmup']} warm-up, "
                     + (f"the faster of {s['rounds']} rounds, " if s.get("rounds", 1) > 1 else "")
-                    + f"{cost['environment']['device']})",
+                    + f"{cost['environment']['device']}{source})",
                     "",
                     "ops/step, host syncs/step and python calls/step are counted, not timed, on one more step "
                     "each: the same on any machine. On a GPU, where a small model's step is bound by launching "
