@@ -6,11 +6,12 @@ in training mode, so its dropout masks differ from the clean pass's and the term
     .venv/bin/python benchmarks/analysis/smart_dropout_share.py /tmp/sst2-vanilla [--task sst2] [--examples 64]
 
 On a fine-tuned model, one dev batch: the symmetric KL (or squared error for a regression task) between the
-clean outputs and the outputs with advlm's SMART perturbation of the word-embedding lookup (noise N(0, 1e-5^2),
-one normalized ascent step of 1e-3, rescaled to per-token max-abs eps), for eps 0, 0.01, 0.1 and 1, with
-dropout on (as SMART trains) and off; and with the noise's own direction rescaled (what the reference codes'
-step amounts to: their un-normalized eta * grad is orders of magnitude below the 1e-5 noise, see
-smart_perturbation_scale.py). Each value is the mean over 5 draws of noise and dropout.
+clean outputs and the outputs with the word-embedding lookup perturbed (noise N(0, 1e-5^2), one ascent step,
+each token rescaled to max-abs eps), for eps 0, 0.01, 0.1 and 1: with the paper's normalized step of 1e-3
+(`normalized_step`, advlm's SMART step until 2026-11-28), dropout on (as SMART trains) and off; and with the
+reference codes' step (advlm's default since), whose un-normalized eta * grad is orders of magnitude below the
+noise (smart_perturbation_scale.py), so that the noise's own direction is what gets rescaled: random. Each value is the
+mean over 20 draws of noise and dropout.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from advlm.data.tasks import get_task
 from advlm.embeddings import word_embeddings
 from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
-from advlm.perturbation import ascend, project
+from advlm.perturbation import ascend, raw_ascend
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
         lambda _, __, out: out + state["delta"] if "delta" in state else out
     )
 
-    def term(eps: float, dropout: bool, adversarial: bool = True) -> float:
+    def term(eps: float, dropout: bool, normalized: bool = True) -> float:
         model.train(dropout)
         state.pop("delta", None)
         with torch.no_grad():
@@ -54,22 +55,21 @@ def main() -> None:
         shape = (*batch["input_ids"].shape, model.config.hidden_size)
         noise = (torch.randn(shape) * 1e-5 * mask.unsqueeze(-1)).requires_grad_()
         delta = torch.zeros(shape)
-        if eps > 0 and not adversarial:  # the reference codes' direction: their eta * grad is << the noise
-            delta = project(noise.detach(), mask, eps, "token-linf")
-        elif eps > 0:
+        if eps > 0:
             state["delta"] = noise
             (grad,) = torch.autograd.grad(divergence(model(**batch).logits, clean, regression), noise)
-            delta = ascend(noise, grad, mask, 1e-3, eps, "token-linf").detach()
+            step = ascend if normalized else raw_ascend
+            delta = step(noise, grad, mask, 1e-3, eps, "token-linf").detach()
         state["delta"] = delta
         with torch.no_grad():
             return divergence(model(**batch).logits, clean, regression).item()
 
-    print(f"{args.task} dev, {args.examples} examples; smoothness term, mean of 5 draws")
-    print("eps    dropout on  dropout off  random direction, dropout on")
+    print(f"{args.task} dev, {args.examples} examples; smoothness term, mean of 20 draws")
+    print("eps    normalized step: dropout on  dropout off | code step (random direction), dropout on")
     try:
         for eps in (0.0, 0.01, 0.1, 1.0):
-            on, off, rand = (sum(term(eps, *how) for _ in range(5)) / 5 for how in ((True,), (False,), (True, False)))
-            print(f"{eps:<6} {on:10.4f} {off:12.4f} {rand:12.4f}")
+            on, off, rand = (sum(term(eps, *how) for _ in range(20)) / 20 for how in ((True,), (False,), (True, False)))
+            print(f"{eps:<6} {on:28.4f} {off:12.4f} | {rand:10.4f}")
     finally:
         hook.remove()
 

@@ -2,12 +2,14 @@
 method) against the reference code's (mt-dnn and smart-pytorch's README add it to the embedding module's
 output, after its LayerNorm). Both rescale each token's perturbation to max-abs `eps` = 1.
 
-    .venv/bin/python benchmarks/analysis/smart_perturbation_scale.py [--model PATH] [--examples 32]
+    .venv/bin/python benchmarks/analysis/smart_perturbation_scale.py [--model PATH] [--task rte] [--dropout]
 
-On the default model at its pre-trained weights (fresh classification head), RTE dev's first examples, it
-prints per-token L2 norms and max-abs of both tensors, the relative size ||delta|| / ||x|| of one SMART
-perturbation (noise N(0, 1e-5^2), one ascent step of 1e-3, rescaled to max-abs 1 per token) at each place, and
-the symmetric KL between clean and perturbed outputs (the smoothness term's value). A diagnostic for the notes.
+On the default model at its pre-trained weights (fresh classification head) or a fine-tuned one (--model,
+made as in smart_dropout_share.py), a task's first dev examples, it prints per-token L2 norms and max-abs of
+both tensors, the relative size ||delta|| / ||x|| of one reference-code SMART perturbation (noise N(0, 1e-5^2),
+one step of 1e-3 times the raw gradient, rescaled to max-abs 1 per token) at each place, how large that step
+is next to the noise, and the smoothness term's value (symmetric KL, or squared error for STS-B) between clean and perturbed outputs;
+--dropout runs both passes in training mode, as SMART does. A diagnostic for the notes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from advlm.data.loading import load_split
 from advlm.data.tasks import get_task
 from advlm.embeddings import unwrap, word_embeddings
-from advlm.losses import symmetric_kl
+from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
 
 
@@ -27,10 +29,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--task", default="rte")
+    parser.add_argument("--dropout", action="store_true", help="dropout on, as SMART trains (default: off)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    task = get_task("rte")
-    model = load_model(args.model, task).eval()
+    task = get_task(args.task)
+    model = load_model(args.model, task).train(args.dropout)
     tok = load_tokenizer(args.model)
     rows = load_split(task, "dev")[: args.examples]
     batch = tok(*zip(*(r.texts for r in rows)), padding=True, truncation=True, max_length=128, return_tensors="pt")
@@ -42,7 +46,7 @@ def main() -> None:
 
     with torch.no_grad():
         clean = model(**batch).logits
-    print(f"{args.examples} RTE dev examples, {int(mask.sum())} real tokens")
+    print(f"{args.examples} {args.task} dev examples, {int(mask.sum())} real tokens, dropout {args.dropout}")
     for name, module in places.items():
         state = {}
 
@@ -57,13 +61,13 @@ def main() -> None:
             x = state["x"]
             noise = (torch.randn_like(x) * 1e-5 * mask.unsqueeze(-1)).requires_grad_()
             state["delta"] = noise
-            loss = symmetric_kl(model(**batch).logits, clean)
+            loss = divergence(model(**batch).logits, clean, task.is_regression)
             (grad,) = torch.autograd.grad(loss, noise)
             step = noise + 1e-3 * grad  # the reference: the raw gradient times eta, then the per-token rescale
             delta = step / step.abs().amax(-1, keepdim=True).clamp_min(1e-12) * mask.unsqueeze(-1)
             state["delta"] = delta.detach()
             with torch.no_grad():
-                kl = symmetric_kl(model(**batch).logits, clean).item()
+                kl = divergence(model(**batch).logits, clean, task.is_regression).item()
         finally:
             handle.remove()
         xs, ds = x[mask], delta[mask]

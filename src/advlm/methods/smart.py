@@ -15,13 +15,15 @@ shared with the clean one), and a teacher forward: about 2 + T + 1/3 forward+bac
 
 The ascent step follows the reference codes (mt-dnn, smart-pytorch), not the paper's Algorithm 1:
 - code (default): delta <- delta + eta * grad, the gradient as it is, then each token rescaled to max-abs
-  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3, eta * grad is 1e-7 to 1e-10 of the noise (measured:
-  benchmarks/analysis/smart_perturbation_scale.py), so the perturbation is the noise's direction: random.
+  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3, eta * grad is at most ~1e-3 of the noise (dropout on,
+  as in training; ~1e-7 with it off; benchmarks/analysis/smart_perturbation_scale.py), so the perturbation is
+  the noise's direction: random.
 - paper (`normalized_step`): the gradient normalized per token by its max-abs before the step of eta, and
   the result in the eps ball (the paper's eps is 1e-5). Before 2026-11-28 advlm took this step with the
   code's eps = 1: an adversarial perturbation as large as a token's word embedding, far stronger than either
-  (SMART's smoothness term on a fine-tuned SST-2 model: ~1.4 against ~0.06 for the code's random one at the
-  same relative size; benchmarks/analysis/smart_dropout_share.py). SMART then underfitted GLUE (H100 notes).
+  (SMART's smoothness term on a fine-tuned SST-2 model: 1.37, against 0.18 with the code's step at eps 0.1
+  and 0.04 from dropout alone; benchmarks/analysis/smart_dropout_share.py). SMART underfitted GLUE with it
+  (the H100 notes).
 
 Departures and choices:
 - The reference codes perturb the embedding module's output (after its LayerNorm), where max-abs 1 is about
