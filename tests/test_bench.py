@@ -267,3 +267,27 @@ def test_outdated_defaults_note_names_changed_defaults_but_not_a_grids_own_setti
     assert outdated_defaults_note([run]) is None  # the grid's own setting is not a default
     old = {**run, "method_args": {**now, "mu": 0.5, "eps": now["eps"] * 10}}
     assert outdated_defaults_note([run, old]).endswith(f"smart: eps {now['eps'] * 10} (now {now['eps']}).")
+
+
+def test_cost_table_gives_each_methods_overhead_as_the_median_of_its_per_round_ratios_too():
+    def row(kind, rounds):
+        return {
+            "kind": kind,
+            "median_s": min(rounds),
+            "round_medians_s": rounds,
+            "peak_memory_bytes": 2**20,
+            "examples_per_s": 1.0,
+            "device": "cuda",
+        }
+
+    # vanilla's one fast round makes the fastest-round overhead 1.25; round by round FGM costs 2.2x, 1.9x, 2.0x
+    cost = {
+        "results": [
+            row("method:vanilla", [1.0, 2.0, 2.0]),
+            row("method:fgm", [2.2, 3.8, 4.0]),
+            row("method:freelb", [2.5, 4.0]),
+        ]
+    }  # a kind the last round did not reach
+    table, _ = cost_table(cost)
+    assert "| method:fgm | 2.2000 | 2.20 | 2 | 1.10 | 1.00 |" in table
+    assert "| method:freelb | 2.5000 | 2.50 | 2 | 1.25 | 1.12 |" in table  # rounds 1-2: 2.5x, 2.0x

@@ -41,7 +41,9 @@ def main() -> None:
         args = next(
             (json.loads(p.read_text())["method_args"] for p in (root / "runs" / grid).glob("*-smart-s1.json")), {}
         )
-        print(f"\n{grid}: SMART eps {args.get('eps')}, bregman {args.get('bregman')}, weight {args.get('weight')}")
+        print(
+            f"\n{grid}: SMART eps {args.get('eps')}, normalized step {args.get('normalized_step')}, bregman {args.get('bregman')}"
+        )
         print("task   vanilla loss  metric | smart task loss  R_s     Bregman  metric")
         for task in sorted({t for t, _ in rows}):
             v, s = rows[(task, "vanilla")], rows[(task, "smart")]

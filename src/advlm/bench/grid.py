@@ -184,7 +184,9 @@ def run_grid(
         missing = [(spec, path) for spec, path in missing if path.name not in reused]
     stale = [path.name for _, path in missing if path.exists()]
     if stale:
-        tqdm.write(f"rerunning {len(stale)} run(s) whose settings the grid has changed since: {', '.join(stale)}")
+        tqdm.write(
+            f"rerunning {len(stale)} run(s) whose settings or method defaults have changed since: {', '.join(stale)}"
+        )
     bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc=f"bench {grid.name}", disable=not progress)
     failures = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -235,9 +236,9 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
     rows = {r["kind"]: r for r in cost["results"] if "median_s" in r}
     base = rows.get("method:vanilla")
     lines = [
-        "| kind | median s/step | ratio to vanilla | ideal | overhead (measured/ideal) | peak memory MiB | "
-        "memory ratio | examples/s | ops/step | host syncs/step | python calls/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| kind | median s/step | ratio to vanilla | ideal | overhead (measured/ideal) | overhead, median of "
+        "rounds | peak memory MiB | memory ratio | examples/s | ops/step | host syncs/step | python calls/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in rows.items():
         ideal = ""
@@ -248,9 +249,11 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
         ratio = r["median_s"] / base["median_s"] if base else float("nan")
         mem = r["peak_memory_bytes"] / base["peak_memory_bytes"] if base else float("nan")
         over = f"{ratio / ideal:.2f}" if ideal else ""
+        per_round = _round_ratios(r, base) if base and ideal else []
+        rounds = f"{statistics.median(per_round) / ideal:.2f}" if per_round else ""
         lines.append(
             f"| {kind} | {r['median_s']:.4f} | {ratio:.2f} | {ideal if ideal == '' else f'{ideal:.3g}'} | "
-            f"{over} | {r['peak_memory_bytes'] / 2**20:.0f} | {mem:.2f} | {r['examples_per_s']:.1f} | "
+            f"{over} | {rounds} | {r['peak_memory_bytes'] / 2**20:.0f} | {mem:.2f} | {r['examples_per_s']:.1f} | "
             f"{r.get('ops_per_step', '')} | {r.get('host_syncs_per_step', '')} | {r.get('python_calls_per_step', '')} |"
         )
     notes = []
@@ -325,10 +328,10 @@ def target_notes(rows: dict, base: dict | None, floor: dict | None) -> list[str]
 def _round_ratios(ours: dict, theirs: dict) -> list[float]:
     """Ours over theirs within each round (the two kinds ran minutes apart, so a slow spell of a shared machine
     hits both): how far apart the rounds put them, next to the ratio of the fastest rounds. Empty for one round."""
-    a, b = ours.get("round_medians_s") or [], theirs.get("round_medians_s") or []
-    if len(a) < 2 or len(a) != len(b) or None in a or None in b:
+    pairs = list(zip(ours.get("round_medians_s") or [], theirs.get("round_medians_s") or []))  # the rounds both ran
+    if len(pairs) < 2 or any(None in pair for pair in pairs):
         return []
-    return [x / y for x, y in zip(a, b)]
+    return [x / y for x, y in pairs]
 
 
 def _quality_plot(runs: list[dict], path: Path) -> Path:
