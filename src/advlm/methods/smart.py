@@ -15,7 +15,7 @@ shared with the clean one), and a teacher forward: about 2 + T + 1/3 forward+bac
 
 The ascent step follows the reference codes (mt-dnn, smart-pytorch), not the paper's Algorithm 1:
 - code (default): delta <- delta + eta * grad, the gradient as it is, then each token rescaled to max-abs
-  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3, eta * grad is at most ~1e-3 of the noise (dropout on,
+  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3, eta * grad is ~0.003 of the noise or less (dropout on,
   as in training; ~1e-7 with it off; benchmarks/analysis/smart_perturbation_scale.py), so the perturbation is
   the noise's direction: random.
 - paper (`normalized_step`): the gradient normalized per token by its max-abs before the step of eta, and
