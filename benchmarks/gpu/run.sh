@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
 #   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it); 3. the grids in $GRIDS
-#   (default: full-long, full, then full-pertask; the first two rerun SMART with its 2026-11-28 step), JOBS runs
-#   at once (under CUDA MPS when it starts, so their small kernels overlap), starting from the committed results
-#   (runs done with the current settings are skipped) and stopped at the deadline: finished runs are kept and a
-#   later call resumes; 4. the results tarred to $OUT/results.tgz.
+#   (default: full-long, full-long-smart-teacher, full, full-pertask; full-long and full rerun SMART with its
+#   2026-11-28 step), JOBS runs at once (under CUDA MPS when it starts, so their small kernels overlap),
+#   starting from the committed results (runs done with the current settings are skipped) and stopped at the
+#   deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
 #   Here: unpack the hardware's folder into benchmarks/results/ and run `advlm bench --render-only`.
 # First uses (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase, then one
 # process per kind, took 16-18 s a kind (process start and CUDA init). It now measures every kind in one process,
@@ -50,7 +50,7 @@ grep -q "MPS on" "$OUT/mps.log" && export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe 
 
 snapshot() { tar czf "$OUT/partial.tgz" -C "$RESULTS" . && mv "$OUT/partial.tgz" "$OUT/results.tgz"; }
 (while sleep 40; do snapshot; done) & SNAPSHOTS=$!  # if the call itself is cut short, the last snapshot comes back
-for grid in ${GRIDS:-full-long full full-pertask}; do
+for grid in ${GRIDS:-full-long full-long-smart-teacher full full-pertask}; do
   [ "$(left 20)" -gt 10 ] || break
   echo "grid $grid: $(left 20) s left"
   timeout "$(left 20)" "$PY" -m advlm bench --grid "$grid" --skip-cost --device "$DEVICE" --jobs "$JOBS" \
