@@ -519,8 +519,15 @@ def write_docs(results_root: Path, docs: Path) -> Path:
         for grid in dict.fromkeys(r["grid"]["name"] for r in runs):
             grid_runs = [r for r in runs if r["grid"]["name"] == grid]
             wins = [v for v in quality_table(grid_runs)[1] if v.startswith(CHALLENGERS)]
+            stale = (
+                " Some runs predate a changed default (see the grid's section)."
+                if outdated_defaults_note(grid_runs)
+                else ""
+            )
             glance += [
-                f"  - grid {grid}, {seeds_compared(grid_runs)} seeds: {quality_verdict(grid_runs)} " + " ".join(wins)
+                f"  - grid {grid}, {seeds_compared(grid_runs)} seeds: {quality_verdict(grid_runs)} "
+                + " ".join(wins)
+                + stale
             ]
         for file, cost in costs:
             label = f"[{file.name}] " if len(costs) > 1 else ""
