@@ -441,11 +441,12 @@ def outdated_defaults_note(runs: list[dict]) -> str | None:
     from advlm.methods import build_method
 
     changed: dict[str, dict[str, tuple]] = {}
+    defaults = {m: build_method(m).config() for m in {r["method"] for r in runs}}
     for r in runs:
         grid = r["grid"]
         pinned = {**grid.get("method_args", {}).get(r["method"], {})}
         pinned.update(grid.get("per_task_method_args", {}).get(r["task"], {}).get(r["method"], {}))
-        now = build_method(r["method"]).config()
+        now = defaults[r["method"]]
         for key, value in r.get("method_args", {}).items():
             if key not in pinned and key in now and now[key] != value:
                 changed.setdefault(r["method"], {})[key] = (value, now[key])
