@@ -6,8 +6,9 @@ import json
 import pytest
 
 from advlm import AdvlmError
-from advlm.bench.cost import build_method_spec, measure, measure_kinds
+from advlm.bench.cost import build_method_spec, child_results, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
+from advlm.bench.interleaved import measure_interleaved_kinds
 from advlm.bench.paired import confidence_interval, detectable_difference
 from advlm.bench.render import (
     cost_table,
@@ -291,3 +292,47 @@ def test_cost_table_gives_each_methods_overhead_as_the_median_of_its_per_round_r
     table, _ = cost_table(cost)
     assert "| method:fgm | 2.2000 | 2.20 | 2 | 1.10 | 1.00 |" in table
     assert "| method:freelb | 2.5000 | 2.50 | 2 | 1.25 | 1.12 |" in table  # rounds 1-2: 2.5x, 2.0x
+
+
+def test_kinds_taking_turns_time_every_one_call_kind_each_turn_and_survive_a_bad_kind(tiny_model_dir):
+    settings = {"batch_size": 2, "seq_len": 16, "interleaved_steps": 3, "interleaved_warmup": 1}
+    reports = []
+    kinds = ["floor", "method:vanilla", "method:fgm", "method:no-such-method", "trainer:vanilla"]
+    last = measure_interleaved_kinds(kinds, settings, "cpu", str(tiny_model_dir), on_result=reports.append)
+    assert reports and reports[-1] is last and last["turns"] == 3 and last["warmup"] == 1
+    assert set(last["times_s"]) == {"floor", "method:vanilla", "method:fgm"}  # the Trainer kinds run in rounds
+    assert all(len(times) == 3 and min(times) > 0 for times in last["times_s"].values())
+    assert "no-such-method" in last["errors"]["method:no-such-method"]
+
+
+def test_a_child_that_fails_after_reporting_gives_its_reports_then_its_error():
+    code = "import sys; print('RESULT' + '{\"a\": 1}', flush=True); sys.exit('out of memory')"
+    assert list(child_results(code)) == [{"a": 1}, {"error": "out of memory"}]
+
+
+def test_overheads_and_verdicts_come_from_the_turns_when_the_kinds_took_turns():
+    def row(kind, rounds):
+        return {"kind": kind, "median_s": min(rounds), "round_medians_s": rounds, "peak_memory_bytes": 2**20,
+                "examples_per_s": 1.0, "device": "cuda"}  # fmt: skip
+
+    # the rounds: vanilla's one fast round puts FGM at 1.10 (missed); turn by turn FGM costs 2.2x, 2.0x, 2.0x
+    cost = {
+        "results": [row("method:vanilla", [1.0, 2.0]), row("method:fgm", [2.2, 3.8])],
+        "interleaved": {
+            "turns": 3,
+            "warmup": 1,
+            "times_s": {"method:vanilla": [1.0, 2.0, 1.5], "method:fgm": [2.2, 4.0, 3.0]},
+            "errors": {"method:textat": "RuntimeError: boom"},
+        },
+    }
+    table, notes = cost_table(cost)
+    assert "| method:fgm | 2.2000 | 2.20 | 2 | 1.10 | 1.02 | 1.00 |" in table
+    assert "target overhead <= 1.05 on cuda (median per-turn ratio): met by fgm 1.00." in notes
+    assert "method:textat failed in the turns: RuntimeError: boom" in notes
+    rows = {r["kind"]: r for r in (row("method:smart,bregman=false", [1.1, 1.0]), row("smart-pytorch", [1.0, 1.0]))}
+    turns = {"times_s": {"method:smart,bregman=false": [0.9, 1.1, 1.0], "smart-pytorch": [1.0, 1.0, 1.0]}}
+    note = [n for n in target_notes(rows, row("method:vanilla", [1.0, 1.0]), None, turns) if "smart-pytorch" in n]
+    assert note == [
+        "target our SMART step (no Bregman term) <= smart-pytorch's: met (median per-turn ratio 1.00; fastest "
+        "rounds 1.00; round by round 1.10, 1.00)."
+    ]

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -240,52 +241,38 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, cou
     return intervals[warmup:-2]
 
 
-def measure(
-    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device_name: str, model_path: str | None = None
-) -> dict[str, Any]:
-    """One measurement, in this process; `model_path` None is the packaged default model."""
+def _training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):
+    """The default model (or `model_path`) in training mode, the fixed batch, fused AdamW, and the autocast
+    context (bf16 on GPU, none on CPU)."""
     from advlm.data import get_task
     from advlm.modeling import load_model
 
-    device = torch.device(device_name)
-    allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     torch.manual_seed(0)
     model = load_model(model_path, get_task("sst2")).to(device).train()
     batch = _batch(model.config.vocab_size, batch_size, seq_len, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
     cuda = device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    return model, batch, optimizer, autocast
+
+
+def measure(
+    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device_name: str, model_path: str | None = None
+) -> dict[str, Any]:
+    """One measurement, in this process; `model_path` None is the packaged default model."""
+    device = torch.device(device_name)
+    allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    model, batch, optimizer, autocast = _training_setup(batch_size, seq_len, device, model_path)
     per_step_examples = batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     counts = Counts()
     sampler = PeakRSS()  # entered here, left after the timed steps (the kinds below differ in shape)
     sampler.__enter__()
-    if kind == "floor":
-
-        def step():
-            with autocast:
-                loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        times = _timed(step, steps, warmup, device, counts)
-    elif kind.startswith("method:"):
-        method = build_method_spec(kind.split(":", 1)[1])
-        method.prepare(model)
-
-        def step():
-            with autocast:
-                method.step(model, batch)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        times = _timed(step, steps, warmup, device, counts)
+    if kind in STEP_KINDS or kind.startswith("method:"):
+        times = _timed(step_of(kind, model, batch, optimizer, autocast), steps, warmup, device, counts)
     elif kind in ("stock-trainer",) or kind.startswith("trainer:"):
         times = _trainer_times(kind, model, batch, steps, warmup, device, counts)
-    elif kind == "smart-pytorch":
-        times = _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device, counts)
     else:
         raise ValueError(f"unknown cost kind {kind}")
     sampler.__exit__()
@@ -308,7 +295,41 @@ def measure(
     }
 
 
-def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, device, counts) -> list[float]:
+STEP_KINDS = ("floor", "smart-pytorch")  # with `method:NAME`: the kinds whose step is one call
+
+
+def step_of(kind: str, model, batch, optimizer, autocast):
+    """One training step of `kind` (`floor`, `method:NAME`, `smart-pytorch`) on `model` and `batch`, as a
+    callable: the passes, the optimizer step and zero_grad."""
+    if kind == "floor":
+
+        def passes():
+            with autocast:
+                loss = model(**batch).loss
+            loss.backward()
+
+    elif kind.startswith("method:"):
+        method = build_method_spec(kind.split(":", 1)[1])
+        method.prepare(model)
+
+        def passes():
+            with autocast:
+                method.step(model, batch)
+
+    elif kind == "smart-pytorch":
+        passes = _smart_pytorch_passes(model, batch, autocast)
+    else:
+        raise ValueError(f"unknown cost kind {kind}")
+
+    def step():
+        passes()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _smart_pytorch_passes(model, batch, autocast):
     """smart-pytorch's SMARTLoss as its README uses it: task loss + weight * SMART(embeddings, logits)."""
     import torch.nn.functional as F
     from smart_pytorch import SMARTLoss, kl_loss, sym_kl_loss
@@ -319,28 +340,25 @@ def _smart_pytorch_times(model, batch, optimizer, autocast, steps, warmup, devic
     eval_fn = lambda e: model(**model_inputs(model, inputs, e)).logits  # noqa: E731
     smart = SMARTLoss(eval_fn=eval_fn, loss_fn=kl_loss, loss_last_fn=sym_kl_loss)
 
-    def step():
+    def passes():
         with autocast:
             embeds = embed(model, batch["input_ids"])
             logits = eval_fn(embeds)
             loss = F.cross_entropy(logits.float(), batch["labels"]) + 1.0 * smart(embeds, logits)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
-    return _timed(step, steps, warmup, device, counts)
+    return passes
 
 
 def measure_in_subprocess(
     kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device: str, model_path: str | None = None
 ) -> dict[str, Any]:
     call = f"measure({kind!r}, {batch_size}, {seq_len}, {steps}, {warmup}, {device!r}, {model_path!r})"
-    code = f"import json, sys; from advlm.bench.cost import measure; print('RESULT' + json.dumps({call}))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode != 0 or not lines:
-        return {"kind": kind, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(lines[-1][len("RESULT") :])
+    code = f"import json; from advlm.bench.cost import measure; print('RESULT' + json.dumps({call}))"
+    results = list(child_results(code))
+    if not results or "error" in results[-1]:
+        return {"kind": kind, "error": results[-1]["error"] if results else "failed"}
+    return results[-1]
 
 
 def measure_series(
@@ -361,26 +379,32 @@ def measure_series(
             print("RESULT" + json.dumps(result), flush=True)
 
 
-def _series_in_subprocess(kinds: list[str], rounds: int, args: tuple, model_path: str | None):
-    """Yields `measure_series`'s results as they come, from one child process."""
+def child_results(code: str) -> Iterator[dict[str, Any]]:
+    """Runs `code` in a child Python and yields the JSON of each `RESULT` line it prints, as it comes; then,
+    if the child failed, `{"error": the last line of its stderr}`."""
     import tempfile
 
-    call = f"measure_series({kinds!r}, {rounds}, {', '.join(map(repr, args))}, {model_path!r})"
-    code = f"from advlm.bench.cost import measure_series; {call}"
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True)
-        count = 0
         for line in proc.stdout:
             if line.startswith("RESULT"):
-                count += 1
                 yield json.loads(line[len("RESULT") :])
-        proc.wait()
-        if count < rounds * len(kinds):  # the child died (out of memory, a crash in a kernel)
+        if proc.wait() != 0:  # out of memory, a crash in a kernel
             errors.seek(0)
-            last = (errors.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            done = count % len(kinds)
-            for kind in kinds[done:]:
-                yield {"kind": kind, "error": f"the measuring process stopped: {last}"}
+            yield {"error": (errors.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]}
+
+
+def _series_in_subprocess(kinds: list[str], rounds: int, args: tuple, model_path: str | None):
+    """Yields `measure_series`'s results as they come, from one child process."""
+    call = f"measure_series({kinds!r}, {rounds}, {', '.join(map(repr, args))}, {model_path!r})"
+    count = 0
+    for result in child_results(f"from advlm.bench.cost import measure_series; {call}"):
+        if "kind" in result:
+            count += 1
+            yield result
+        elif count < rounds * len(kinds):  # the child died: the kinds of its round it did not reach fail
+            for kind in kinds[count % len(kinds) :]:
+                yield {"kind": kind, "error": f"the measuring process stopped: {result['error']}"}
 
 
 def _measurements(kinds: list[str], rounds: int, args: tuple, model_path: str | None, one_process: bool):

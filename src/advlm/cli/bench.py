@@ -34,6 +34,13 @@ def add_parser(sub) -> None:
         "(default: 2 on CPU, where other work slows some rounds; 5 on GPU, where all kinds share one process and "
         "the same kind's rounds differed by up to 37%% on a lent H100)",
     )
+    p.add_argument(
+        "--cost-turns",
+        type=int,
+        help="before the rounds, time the one-call kinds (floor, methods, smart-pytorch) taking turns, one step "
+        "each, this many turns: each kind's ratio to vanilla turn by turn, which drift does not move "
+        "(default: 100 on GPU, 30 on CPU; 0 skips)",
+    )
     p.add_argument("--data-dir", help="folder of GLUE task folders")
     p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
     p.add_argument(
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from advlm.bench.cost import cost_kinds, measure_kinds
     from advlm.bench.environment import describe
     from advlm.bench.grid import GRIDS, run_grid
+    from advlm.bench.interleaved import measure_interleaved_kinds
     from advlm.bench.render import (
         cost_table,
         detectable_note,
@@ -84,11 +92,21 @@ def run(args: argparse.Namespace) -> int:
             "warmup": 10 if gpu else 2,
         }
         settings["rounds"] = args.cost_rounds or (5 if gpu else 2)
+        turns = args.cost_turns if args.cost_turns is not None else (100 if gpu else 30)
+        settings.update(interleaved_steps=turns, interleaved_warmup=10 if gpu else 2)
+        cost = {"settings": settings, "environment": env, "results": []}
 
-        def save(measured: list[dict]) -> None:  # after every kind: an interrupted measurement keeps its results
-            cost_file.write_text(json.dumps({"settings": settings, "environment": env, "results": measured}, indent=2))
+        def save(key: str, value) -> None:  # after every report: an interrupted measurement keeps its results
+            cost[key] = value
+            cost_file.write_text(json.dumps(cost, indent=2))
 
-        measure_kinds(cost_kinds(), settings, device, args.model, on_result=save)
+        if turns > 0:
+            last = measure_interleaved_kinds(
+                cost_kinds(), settings, device, args.model, on_result=lambda r: save("interleaved", r)
+            )
+            if last is None or "error" in last:
+                print(f"the kinds taking turns were not measured: {(last or {}).get('error', 'no report')}")
+        measure_kinds(cost_kinds(), settings, device, args.model, on_result=lambda r: save("results", r))
     runs = load_runs(results)
     cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
     # plots for this hardware; with --render-only, for every hardware folder (results copied from elsewhere)
