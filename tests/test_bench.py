@@ -8,7 +8,7 @@ import pytest
 from advlm import AdvlmError
 from advlm.bench.cost import build_method_spec, child_results, measure, measure_kinds
 from advlm.bench.grid import Grid, run_grid
-from advlm.bench.interleaved import measure_interleaved_kinds
+from advlm.bench.interleaved import measure_interleaved_kinds, median_interval
 from advlm.bench.paired import confidence_interval, detectable_difference
 from advlm.bench.render import (
     cost_table,
@@ -327,7 +327,7 @@ def test_overheads_and_verdicts_come_from_the_turns_when_the_kinds_took_turns():
     }
     table, notes = cost_table(cost)
     assert "| method:fgm | 2.2000 | 2.20 | 2 | 1.10 | 1.02 | 1.00 |" in table
-    assert "target overhead <= 1.05 on cuda (median per-turn ratio): met by fgm 1.00." in notes
+    assert "target overhead <= 1.05 on cuda (median per-turn ratio, 95% interval): met by fgm 1.00." in notes
     assert "method:textat failed in the turns: RuntimeError: boom" in notes
     rows = {r["kind"]: r for r in (row("method:smart,bregman=false", [1.1, 1.0]), row("smart-pytorch", [1.0, 1.0]))}
     turns = {"times_s": {"method:smart,bregman=false": [0.9, 1.1, 1.0], "smart-pytorch": [1.0, 1.0, 1.0]}}
@@ -336,3 +336,17 @@ def test_overheads_and_verdicts_come_from_the_turns_when_the_kinds_took_turns():
         "target our SMART step (no Bregman term) <= smart-pytorch's: met (median per-turn ratio 1.00; fastest "
         "rounds 1.00; round by round 1.10, 1.00)."
     ]
+
+
+def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_inside_it():
+    assert median_interval(list(range(1, 31))) == (10, 21)  # n = 30: x(10) and x(21), coverage 95.7%
+    assert median_interval([5, 1, 4, 2, 3, 6]) == (1, 6) and median_interval([1, 2, 3, 4, 5]) is None
+    vanilla = [1.0] * 30
+    fgm = [2.0 + 0.01 * i for i in range(30)]  # per-turn overheads 1.000 ... 1.145, median 1.07
+    turns = {"times_s": {"method:vanilla": vanilla, "method:fgm": fgm}}
+    row = {"median_s": 1.0, "peak_memory_bytes": 1, "device": "cuda"}
+    notes = target_notes({"method:vanilla": row, "method:fgm": {**row, "median_s": 2.0}}, row, None, turns)
+    assert notes[0] == (
+        "target overhead <= 1.05 on cuda (median per-turn ratio, 95% interval): met by none; missed by fgm 1.07 "
+        "(1.04-1.10); the limit lies inside the interval of fgm."
+    )

@@ -153,7 +153,7 @@ def _bool_index(args) -> bool:
     return any(torch.is_tensor(t) and t.dtype == torch.bool for t in args[1])
 
 
-def _sync(device) -> None:
+def sync_device(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -162,16 +162,16 @@ def _timed(step, steps: int, warmup: int, device, counts: Counts) -> list[float]
     """Times `steps` steps after `warmup`, then counts two more steps (untimed)."""
     times = []
     for i in range(warmup + steps):
-        _sync(device)
+        sync_device(device)
         start = time.perf_counter()
         step()
-        _sync(device)
+        sync_device(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     for counter in (counts.ops, counts.calls):
         with counter:
             step()
-        _sync(device)
+        sync_device(device)
     return times
 
 
@@ -190,7 +190,7 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, cou
             self.ends = []
 
         def on_step_end(self, args, state, control, **kwargs):
-            _sync(device)
+            sync_device(device)
             self.ends.append(time.perf_counter())
             if state.global_step == total - 2:
                 counts.ops.__enter__()
@@ -241,7 +241,7 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, cou
     return intervals[warmup:-2]
 
 
-def _training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):
+def training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):
     """The default model (or `model_path`) in training mode, the fixed batch, fused AdamW, and the autocast
     context (bf16 on GPU, none on CPU)."""
     from advlm.data import get_task
@@ -262,7 +262,7 @@ def measure(
     """One measurement, in this process; `model_path` None is the packaged default model."""
     device = torch.device(device_name)
     allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-    model, batch, optimizer, autocast = _training_setup(batch_size, seq_len, device, model_path)
+    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, device, model_path)
     per_step_examples = batch_size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from advlm.bench.cost import STEP_KINDS, _sync, _training_setup, child_results, step_of
+from advlm.bench.cost import STEP_KINDS, child_results, step_of, sync_device, training_setup
 
 
 def interleavable(kind: str) -> bool:
@@ -43,7 +43,7 @@ def measure_interleaved(
     """Yields the times so far (`{"turns": n, "times_s": {kind: [...]}, "errors": {kind: message}}`) every
     `report_every` measured turns and after the last. A kind that fails is dropped, with its error."""
     device = torch.device(device_name)
-    model, batch, optimizer, autocast = _training_setup(batch_size, seq_len, device, model_path)
+    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, device, model_path)
     steps_of, errors = {}, {}
     for kind in kinds:
         try:
@@ -56,10 +56,10 @@ def measure_interleaved(
         order = order[turn % len(order) :] + order[: turn % len(order)] if order else []
         for kind in order:
             try:
-                _sync(device)
+                sync_device(device)
                 start = time.perf_counter()
                 steps_of[kind]()
-                _sync(device)
+                sync_device(device)
             except Exception as exc:
                 errors[kind] = f"{type(exc).__name__}: {exc}"
                 del steps_of[kind], times[kind]
@@ -105,3 +105,16 @@ def turn_ratios(interleaved: dict[str, Any] | None, ours: str, theirs: str) -> l
     """`ours` over `theirs`, turn by turn (the turns both measured); empty when either is missing."""
     times = (interleaved or {}).get("times_s", {})
     return [a / b for a, b in zip(times.get(ours, []), times.get(theirs, []))]
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free interval for the median of `values`: the order statistics x(j) and x(n+1-j), j the
+    binomial(n, 1/2) quantile at (1 - level) / 2, which cover the true median with probability at least `level`.
+    None when there are too few values for one (fewer than 6 at 95%)."""
+    from scipy.stats import binom
+
+    j = int(binom.ppf((1 - level) / 2, len(values), 0.5))
+    if j < 1:
+        return None
+    ordered = sorted(values)
+    return ordered[j - 1], ordered[len(values) - j]
