@@ -4,9 +4,10 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from advlm import AdvlmError
-from advlm.bench.cost import build_method_spec, child_results, measure, measure_kinds
+from advlm.bench.cost import build_method_spec, child_results, measure, measure_kinds, training_setup
 from advlm.bench.grid import Grid, run_grid
 from advlm.bench.interleaved import measure_interleaved_kinds, median_interval
 from advlm.bench.paired import confidence_interval, detectable_difference
@@ -297,12 +298,28 @@ def test_cost_table_gives_each_methods_overhead_as_the_median_of_its_per_round_r
 def test_kinds_taking_turns_time_every_one_call_kind_each_turn_and_survive_a_bad_kind(tiny_model_dir):
     settings = {"batch_size": 2, "seq_len": 16, "interleaved_steps": 3, "interleaved_warmup": 1}
     reports = []
-    kinds = ["floor", "method:vanilla", "method:fgm", "method:no-such-method", "trainer:vanilla"]
+    kinds = ["floor", "method:vanilla", "method:fgm", "method:no-such-method", "trainer:vanilla", "stock-trainer"]
     last = measure_interleaved_kinds(kinds, settings, "cpu", str(tiny_model_dir), on_result=reports.append)
     assert reports and reports[-1] is last and last["turns"] == 3 and last["warmup"] == 1
-    assert set(last["times_s"]) == {"floor", "method:vanilla", "method:fgm"}  # the Trainer kinds run in rounds
+    assert set(last["times_s"]) == set(kinds) - {"method:no-such-method"}  # the Trainers step in their threads
     assert all(len(times) == 3 and min(times) > 0 for times in last["times_s"].values())
     assert "no-such-method" in last["errors"]["method:no-such-method"]
+
+
+def test_a_trainer_taking_turns_steps_once_per_turn_and_stops_when_closed(tiny_model_dir):
+    from advlm.bench.interleaved import _TrainerInTurns
+
+    model, batch, _, _ = training_setup(2, 8, torch.device("cpu"), str(tiny_model_dir))
+    steps = []
+    trainer = _TrainerInTurns("trainer:vanilla", model, batch, 5, torch.device("cpu"))
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(3):
+        steps.append(trainer())
+        assert trainer.thread.is_alive()  # the Trainer's thread waits for the next turn
+    assert len(steps) == 3 and min(steps) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it trained the shared model
+    trainer.close()
+    assert not trainer.thread.is_alive()
 
 
 def test_a_child_that_fails_after_reporting_gives_its_reports_then_its_error():
@@ -336,6 +353,10 @@ def test_overheads_and_verdicts_come_from_the_turns_when_the_kinds_took_turns():
         "target our SMART step (no Bregman term) <= smart-pytorch's: met (median per-turn ratio 1.00; fastest "
         "rounds 1.00; round by round 1.10, 1.00)."
     ]
+    rows = {"floor": row("floor", [1.0, 1.0]), "trainer:vanilla": row("trainer:vanilla", [1.1, 1.3])}
+    turns = {"times_s": {"floor": [1.0, 1.0, 1.0], "trainer:vanilla": [1.3, 1.25, 1.1]}}  # the rounds: 1.10
+    notes = target_notes(rows, row("method:vanilla", [1.0]), rows["floor"], turns)
+    assert "target training step <= 1.2 x the floor: missed (median per-turn ratio 1.25; fastest rounds 1.10)." in notes
 
 
 def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_inside_it():

@@ -10,7 +10,7 @@
 # process per kind, took 16-18 s a kind (process start and CUDA init). It now measures every kind in one process,
 # several rounds: all 13 kinds x 3 rounds took 2 min 3 s of the 230 s on the third lease, whose rounds of one kind
 # differed by up to 37%, so the GPU default is now 5 (COST_SECONDS stops it; each measurement is saved as it
-# finishes). Since 2026-11-28 the cost phase first times the one-call kinds taking turns, one step each, 100 turns
+# finishes). Since 2026-11-28 the cost phase first times every kind taking turns, one step each, 100 turns
 # (about 0.5 s a turn on the H100: a minute), whose per-turn ratios to vanilla the report judges overheads by;
 # the rounds then take what is left of COST_SECONDS.
 set -u

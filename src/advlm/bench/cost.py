@@ -176,12 +176,9 @@ def _timed(step, steps: int, warmup: int, device, counts: Counts) -> list[float]
 
 
 def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, counts: Counts) -> list[float]:
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import TrainerCallback
 
-    from advlm import AdversarialTrainer
-    from advlm.data.collate import TokenizedDataset
-
-    size, total = len(batch["input_ids"]), steps + warmup + 3  # +1 for the first interval, +2 counted
+    total = steps + warmup + 3  # +1 for the first interval, +2 counted
 
     class Clock(TrainerCallback):
         """A step is the interval between two step ends (data loading included); the last two are counted."""
@@ -200,9 +197,23 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, cou
             elif state.global_step == total:
                 counts.calls.__exit__(None, None, None)
 
+    clock = Clock()
+    build_trainer(kind, model, batch, total, device, clock).train()
+    intervals = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
+    return intervals[warmup:-2]
+
+
+def build_trainer(kind: str, model, batch, total: int, device, callback):
+    """The Trainer of a `trainer:NAME` or `stock-trainer` kind, for `total` steps over copies of `batch`'s rows,
+    with `callback` added."""
+    from transformers import Trainer, TrainingArguments
+
+    from advlm import AdversarialTrainer
+    from advlm.data.collate import TokenizedDataset
+
+    size = len(batch["input_ids"])
     rows = [{k: v[i].cpu() for k, v in batch.items()} for i in range(size)] * total
     cuda = device.type == "cuda"
-    clock = Clock()
     if kind == "stock-trainer":  # what a user of the stock Trainer gets: its defaults, lists, its collator
         args = TrainingArguments(
             "/tmp/advlm-bench-trainer",
@@ -219,26 +230,25 @@ def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, cou
             dataloader_pin_memory=cuda,
         )
         features = [{k: v.tolist() for k, v in row.items()} for row in rows]
-        trainer = Trainer(model=model, args=args, train_dataset=TokenizedDataset(features), callbacks=[clock])
-    else:  # what `advlm train` runs: its training arguments, tensor features, its collator
-        from advlm.config import TrainConfig
-        from advlm.data.collate import PaddingCollator
-        from advlm.training import training_arguments
+        return Trainer(model=model, args=args, train_dataset=TokenizedDataset(features), callbacks=[callback])
+    if not kind.startswith("trainer:"):
+        raise ValueError(f"unknown cost kind {kind}")
+    # what `advlm train` runs: its training arguments, tensor features, its collator
+    from advlm.config import TrainConfig
+    from advlm.data.collate import PaddingCollator
+    from advlm.training import training_arguments
 
-        cfg = TrainConfig(output_dir="/tmp/advlm-bench-trainer", batch_size=size, lr=2e-5, progress=False)
-        overrides = dict(max_steps=total, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
-        args = training_arguments(cfg, "accuracy", **overrides, logging_strategy="no", warmup_steps=0)
-        trainer = AdversarialTrainer(
-            model=model,
-            args=args,
-            train_dataset=TokenizedDataset(rows),
-            data_collator=PaddingCollator(),
-            callbacks=[clock],
-            method=build_method_spec(kind.split(":", 1)[1]),
-        )
-    trainer.train()
-    intervals = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return intervals[warmup:-2]
+    cfg = TrainConfig(output_dir="/tmp/advlm-bench-trainer", batch_size=size, lr=2e-5, progress=False)
+    overrides = dict(max_steps=total, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    args = training_arguments(cfg, "accuracy", **overrides, logging_strategy="no", warmup_steps=0)
+    return AdversarialTrainer(
+        model=model,
+        args=args,
+        train_dataset=TokenizedDataset(rows),
+        data_collator=PaddingCollator(),
+        callbacks=[callback],
+        method=build_method_spec(kind.split(":", 1)[1]),
+    )
 
 
 def training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):

@@ -8,26 +8,100 @@ that no kind always follows the same other), for `steps` turns after `warmup` tu
 vanilla's i-th step ran a fraction of a second apart on a GPU (seconds on a CPU), so their ratio does not see a
 drift slower than a turn; the report takes the median of those ratios over the turns.
 
-Only kinds whose step is one call (`floor`, `method:NAME`, `smart-pytorch`); the Trainer kinds own their loop
-and are measured in rounds. Departures from the rounds: every kind trains the same model (its weights move
-under every kind's updates, which a step's time does not depend on), and memory is not measured here (the
-rounds measure it, one kind at a time).
+A Trainer kind (`trainer:NAME`, `stock-trainer`) owns its loop, so it runs in a thread of its own that a
+callback stops at every step end and the turn resumes for one step: one thread runs at a time, and its step is
+timed from its resumption to its next step end (data in, collate, step, optimizer and scheduler, callbacks),
+as the rounds time it. Departures from the rounds: every kind trains the same model (its weights move under
+every kind's updates, which a step's time does not depend on; each Trainer has its own optimizer), and memory
+is not measured here (the rounds measure it, one kind at a time).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from advlm.bench.cost import STEP_KINDS, child_results, step_of, sync_device, training_setup
+from advlm.bench.cost import STEP_KINDS, build_trainer, child_results, step_of, sync_device, training_setup
 
 
 def interleavable(kind: str) -> bool:
-    return kind in STEP_KINDS or kind.startswith("method:")
+    return kind in STEP_KINDS or kind.startswith(("method:", "trainer:")) or kind == "stock-trainer"
+
+
+class _TimedStep:
+    """A one-call kind's step, synchronized and timed; calling it returns the step's seconds."""
+
+    def __init__(self, step, device: torch.device) -> None:
+        self.step, self.device = step, device
+
+    def __call__(self) -> float:
+        sync_device(self.device)
+        start = time.perf_counter()
+        self.step()
+        sync_device(self.device)
+        return time.perf_counter() - start
+
+
+class _TrainerInTurns:
+    """A Trainer training in its own thread, one step per call: the call lets the thread run and waits until
+    the Trainer's next step end; returns the seconds from the thread's resumption to that step end."""
+
+    def __init__(self, kind: str, model, batch, total: int, device: torch.device) -> None:
+        from transformers import TrainerCallback
+
+        self._go, self._stopped = threading.Semaphore(0), threading.Semaphore(0)
+        self._elapsed, self._error, self._start, self.device = None, None, 0.0, device
+        self._closing = False
+        turns = self
+
+        class Pause(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                sync_device(turns.device)
+                turns._elapsed = time.perf_counter() - turns._start
+                turns._stopped.release()
+                turns._go.acquire()  # until the next turn
+                control.should_training_stop = turns._closing
+                turns._start = time.perf_counter()
+
+        trainer = build_trainer(kind, model, batch, total, device, Pause())
+        self.thread = threading.Thread(target=self._train, args=(trainer,), daemon=True)
+        self.thread.start()
+
+    def _train(self, trainer) -> None:
+        self._go.acquire()
+        self._start = time.perf_counter()
+        try:
+            trainer.train()
+            self._error = RuntimeError("the Trainer ran out of steps")
+        except Exception as exc:  # handed to the turn that runs this step
+            self._error = exc
+        self._elapsed = None
+        self._stopped.release()
+
+    def __call__(self) -> float:
+        self._go.release()
+        self._stopped.acquire()
+        if self._elapsed is None:
+            raise self._error
+        return self._elapsed
+
+    def close(self) -> None:
+        """Lets the Trainer end its training and its thread finish."""
+        self._closing = True
+        self._go.release()
+        self._stopped.acquire()
+        self.thread.join()
+
+
+def _runner(kind: str, model, batch, optimizer, autocast, total: int, device: torch.device):
+    if kind.startswith("trainer:") or kind == "stock-trainer":
+        return _TrainerInTurns(kind, model, batch, total, device)
+    return _TimedStep(step_of(kind, model, batch, optimizer, autocast), device)
 
 
 def measure_interleaved(
@@ -44,28 +118,34 @@ def measure_interleaved(
     `report_every` measured turns and after the last. A kind that fails is dropped, with its error."""
     device = torch.device(device_name)
     model, batch, optimizer, autocast = training_setup(batch_size, seq_len, device, model_path)
-    steps_of, errors = {}, {}
+    runners, errors = {}, {}
     for kind in kinds:
         try:
-            steps_of[kind] = step_of(kind, model, batch, optimizer, autocast)
+            runners[kind] = _runner(kind, model, batch, optimizer, autocast, warmup + steps + 1, device)
         except Exception as exc:  # an unknown kind, a package that is missing: the others still run
             errors[kind] = f"{type(exc).__name__}: {exc}"
-    times: dict[str, list[float]] = {kind: [] for kind in steps_of}
+    try:
+        yield from _turns(runners, errors, steps, warmup, report_every)
+    finally:
+        for runner in runners.values():
+            if isinstance(runner, _TrainerInTurns):
+                runner.close()
+
+
+def _turns(runners: dict, errors: dict, steps: int, warmup: int, report_every: int) -> Iterator[dict[str, Any]]:
+    times: dict[str, list[float]] = {kind: [] for kind in runners}
     for turn in range(warmup + steps):
-        order = list(steps_of)
+        order = list(runners)
         order = order[turn % len(order) :] + order[: turn % len(order)] if order else []
         for kind in order:
             try:
-                sync_device(device)
-                start = time.perf_counter()
-                steps_of[kind]()
-                sync_device(device)
+                elapsed = runners[kind]()
             except Exception as exc:
                 errors[kind] = f"{type(exc).__name__}: {exc}"
-                del steps_of[kind], times[kind]
+                del runners[kind], times[kind]
                 continue
             if turn >= warmup:
-                times[kind].append(time.perf_counter() - start)
+                times[kind].append(elapsed)
         measured = turn + 1 - warmup
         if measured > 0 and (measured % report_every == 0 or turn == warmup + steps - 1):
             yield {"turns": measured, "warmup": warmup, "times_s": times, "errors": errors}
@@ -80,7 +160,7 @@ def print_interleaved(*args: Any) -> None:
 def measure_interleaved_kinds(
     kinds: list[str], settings: dict[str, Any], device: str, model_path: str | None = None, on_result=None
 ) -> dict[str, Any] | None:
-    """The interleaved times of the one-call kinds among `kinds`, in a child process (`settings`:
+    """The interleaved times of `kinds` (all but those that cannot take turns), in a child process (`settings`:
     batch_size, seq_len, interleaved_steps, interleaved_warmup); `on_result(report)` after each report. Returns
     the last report, None when the child reported nothing (its error then in `{"error": ...}`)."""
     from tqdm.auto import tqdm

@@ -37,9 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--cost-turns",
         type=int,
-        help="before the rounds, time the one-call kinds (floor, methods, smart-pytorch) taking turns, one step "
-        "each, this many turns: each kind's ratio to vanilla turn by turn, which drift does not move "
-        "(default: 100 on GPU, 30 on CPU; 0 skips)",
+        help="before the rounds, time every kind taking turns, one step each, this many turns: each kind's "
+        "ratio to vanilla turn by turn, which drift does not move (default: 100 on GPU, 30 on CPU; 0 skips)",
     )
     p.add_argument("--data-dir", help="folder of GLUE task folders")
     p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
