@@ -371,3 +371,10 @@ def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_insi
         "target overhead <= 1.05 on cuda (median per-turn ratio, 95% interval): met by none; missed by fgm 1.07 "
         "(1.04-1.10); the limit lies inside the interval of fgm."
     )
+    trainers = {"trainer:vanilla": [0.9 + 0.01 * i for i in range(30)], "stock-trainer": [1.0] * 30}
+    rows = {kind: {**row, "kind": kind} for kind in trainers}
+    note = [n for n in target_notes(rows, row, None, {"times_s": trainers}) if "stock Trainer" in n][0]
+    assert note == (
+        "target our vanilla Trainer step <= the stock Trainer's: missed (median per-turn ratio 1.04 (0.99-1.10); "
+        "fastest rounds 1.00); 1 lies inside the interval: these turns cannot tell."
+    )

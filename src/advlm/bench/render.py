@@ -380,9 +380,12 @@ def target_notes(rows: dict, base: dict | None, floor: dict | None, turns: dict 
             spread = f"; round by round {', '.join(f'{x:.2f}' for x in per_round)}" if per_round else ""
             per_turn = turn_ratios(turns, ours, theirs)
             if per_turn:
+                interval = median_interval(per_turn)
+                unsure = interval and interval[0] <= 1 < interval[1]
                 notes.append(
                     f"target {label}: {'met' if statistics.median(per_turn) <= 1 else 'missed'} (median per-turn "
-                    f"ratio {_median_with_interval(per_turn)}; fastest rounds {ratio:.2f}{spread})."
+                    f"ratio {_median_with_interval(per_turn)}; fastest rounds {ratio:.2f}{spread})"
+                    + ("; 1 lies inside the interval: these turns cannot tell." if unsure else ".")
                 )
             else:
                 notes.append(f"target {label}: {'met' if ratio <= 1 else 'missed'} ({ratio:.2f}{spread}).")
