@@ -378,3 +378,21 @@ def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_insi
         "target our vanilla Trainer step <= the stock Trainer's: missed (median per-turn ratio 1.04 (0.99-1.10); "
         "fastest rounds 1.00); 1 lies inside the interval: these turns cannot tell."
     )
+
+
+def test_bench_cli_measures_turns_then_rounds_and_reports_both(tmp_path, tiny_model_dir, monkeypatch):
+    from advlm.bench import cost as cost_module
+    from advlm.cli import main
+
+    monkeypatch.setattr(cost_module, "cost_kinds", lambda: ["floor", "method:vanilla", "method:fgm", "trainer:vanilla"])
+    args = ["bench", "--skip-quality", "--device", "cpu", "--model", str(tiny_model_dir), "--results",
+            str(tmp_path / "results"), "--docs", str(tmp_path / "benchmarks.md"), "--cost-batch-size", "2",
+            "--cost-seq-len", "8", "--cost-steps", "1", "--cost-rounds", "1", "--cost-turns", "2"]  # fmt: skip
+    assert main(args) == 0
+    (cost_file,) = (tmp_path / "results").glob("*/cost.json")
+    cost = json.loads(cost_file.read_text())
+    assert cost["settings"]["interleaved_steps"] == 2 and cost["interleaved"]["turns"] == 2
+    assert set(cost["interleaved"]["times_s"]) == {r["kind"] for r in cost["results"]} == set(cost_module.cost_kinds())
+    docs = (tmp_path / "benchmarks.md").read_text()
+    assert "overhead, kinds taking turns" in docs and "and 2 turns of the kinds taking turns" in docs
+    assert "target training step <= 1.2 x the floor" in docs and "(median per-turn ratio" in docs
