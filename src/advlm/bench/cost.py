@@ -16,7 +16,9 @@ real) with AdamW. Kinds:
 - `smart-pytorch` the `smart-pytorch` package's SMART regularizer (no Bregman term) on the same batch.
 Times are medians over the measured steps (after warm-up), synchronized on GPU; peak memory is the
 process's resident memory sampled every 2 ms while the steps run (model loaded) on CPU, and
-`torch.cuda.max_memory_allocated` since the steps began on GPU.
+`torch.cuda.max_memory_allocated` since the steps began on GPU. These are the rounds; before them
+`advlm bench` times the kinds taking turns, one step each (`advlm.bench.interleaved`), by which the report
+judges the time targets.
 """
 
 from __future__ import annotations
