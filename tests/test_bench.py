@@ -101,13 +101,11 @@ def test_target_notes_give_the_round_by_round_ratio_of_ours_to_the_alternative()
 
     rows = {r["kind"]: r for r in (row("method:vanilla", [1.0, 1.0]), row("trainer:vanilla", [1.1, 0.9]))}
     rows["stock-trainer"] = row("stock-trainer", [1.0, 1.2])
-    notes = target_notes(rows, rows["method:vanilla"], None)
+    notes = target_notes(rows)
     # fastest rounds: 0.9 / 1.0; within rounds: 1.1 / 1.0 and 0.9 / 1.2
     assert "target our vanilla Trainer step <= the stock Trainer's: met (0.90; round by round 1.10, 0.75)." in notes
     rows["stock-trainer"]["round_medians_s"] = [1.0]  # one round: nothing to pair
-    assert "target our vanilla Trainer step <= the stock Trainer's: met (0.90)." in target_notes(
-        rows, rows["method:vanilla"], None
-    )
+    assert "target our vanilla Trainer step <= the stock Trainer's: met (0.90)." in target_notes(rows)
 
 
 def test_method_spec_parses_overrides():
@@ -348,15 +346,22 @@ def test_overheads_and_verdicts_come_from_the_turns_when_the_kinds_took_turns():
     assert "method:textat failed in the turns: RuntimeError: boom" in notes
     rows = {r["kind"]: r for r in (row("method:smart,bregman=false", [1.1, 1.0]), row("smart-pytorch", [1.0, 1.0]))}
     turns = {"times_s": {"method:smart,bregman=false": [0.9, 1.1, 1.0], "smart-pytorch": [1.0, 1.0, 1.0]}}
-    note = [n for n in target_notes(rows, row("method:vanilla", [1.0, 1.0]), None, turns) if "smart-pytorch" in n]
+    note = [
+        n
+        for n in target_notes({**rows, "method:vanilla": row("method:vanilla", [1.0, 1.0])}, turns)
+        if "smart-pytorch" in n
+    ]
     assert note == [
         "target our SMART step (no Bregman term) <= smart-pytorch's: met (median per-turn ratio 1.00; fastest "
         "rounds 1.00; round by round 1.10, 1.00)."
     ]
     rows = {"floor": row("floor", [1.0, 1.0]), "trainer:vanilla": row("trainer:vanilla", [1.1, 1.3])}
     turns = {"times_s": {"floor": [1.0, 1.0, 1.0], "trainer:vanilla": [1.3, 1.25, 1.1]}}  # the rounds: 1.10
-    notes = target_notes(rows, row("method:vanilla", [1.0]), rows["floor"], turns)
-    assert "target training step <= 1.2 x the floor: missed (median per-turn ratio 1.25; fastest rounds 1.10)." in notes
+    notes = target_notes({**rows, "method:vanilla": row("method:vanilla", [1.0])}, turns)
+    assert (
+        "target training step <= 1.2 x the floor: missed (median per-turn ratio 1.25; fastest rounds 1.10; round by round 1.10, 1.30)."
+        in notes
+    )
 
 
 def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_inside_it():
@@ -366,14 +371,14 @@ def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_insi
     fgm = [2.0 + 0.01 * i for i in range(30)]  # per-turn overheads 1.000 ... 1.145, median 1.07
     turns = {"times_s": {"method:vanilla": vanilla, "method:fgm": fgm}}
     row = {"median_s": 1.0, "peak_memory_bytes": 1, "device": "cuda"}
-    notes = target_notes({"method:vanilla": row, "method:fgm": {**row, "median_s": 2.0}}, row, None, turns)
+    notes = target_notes({"method:vanilla": row, "method:fgm": {**row, "median_s": 2.0}}, turns)
     assert notes[0] == (
         "target overhead <= 1.05 on cuda (median per-turn ratio, 95% interval): met by none; missed by fgm 1.07 "
         "(1.04-1.10); the limit lies inside the interval of fgm."
     )
     trainers = {"trainer:vanilla": [0.9 + 0.01 * i for i in range(30)], "stock-trainer": [1.0] * 30}
     rows = {kind: {**row, "kind": kind} for kind in trainers}
-    note = [n for n in target_notes(rows, row, None, {"times_s": trainers}) if "stock Trainer" in n][0]
+    note = [n for n in target_notes({**rows, "method:vanilla": row}, {"times_s": trainers}) if "stock Trainer" in n][0]
     assert note == (
         "target our vanilla Trainer step <= the stock Trainer's: missed (median per-turn ratio 1.04 (0.99-1.10); "
         "fastest rounds 1.00); 1 lies inside the interval: these turns cannot tell."

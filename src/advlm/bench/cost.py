@@ -160,16 +160,18 @@ def sync_device(device) -> None:
         torch.cuda.synchronize()
 
 
+def time_step(step, device) -> float:
+    """Seconds of one call of `step`, the device synchronized before and after."""
+    sync_device(device)
+    start = time.perf_counter()
+    step()
+    sync_device(device)
+    return time.perf_counter() - start
+
+
 def _timed(step, steps: int, warmup: int, device, counts: Counts) -> list[float]:
     """Times `steps` steps after `warmup`, then counts two more steps (untimed)."""
-    times = []
-    for i in range(warmup + steps):
-        sync_device(device)
-        start = time.perf_counter()
-        step()
-        sync_device(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    times = [time_step(step, device) for _ in range(warmup + steps)][warmup:]
     for counter in (counts.ops, counts.calls):
         with counter:
             step()

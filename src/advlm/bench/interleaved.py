@@ -18,6 +18,7 @@ is not measured here (the rounds measure it, one kind at a time).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -26,25 +27,19 @@ from typing import Any
 
 import torch
 
-from advlm.bench.cost import STEP_KINDS, build_trainer, child_results, step_of, sync_device, training_setup
+from advlm.bench.cost import (
+    STEP_KINDS,
+    build_trainer,
+    child_results,
+    step_of,
+    sync_device,
+    time_step,
+    training_setup,
+)
 
 
 def interleavable(kind: str) -> bool:
     return kind in STEP_KINDS or kind.startswith(("method:", "trainer:")) or kind == "stock-trainer"
-
-
-class _TimedStep:
-    """A one-call kind's step, synchronized and timed; calling it returns the step's seconds."""
-
-    def __init__(self, step, device: torch.device) -> None:
-        self.step, self.device = step, device
-
-    def __call__(self) -> float:
-        sync_device(self.device)
-        start = time.perf_counter()
-        self.step()
-        sync_device(self.device)
-        return time.perf_counter() - start
 
 
 class _TrainerInTurns:
@@ -99,9 +94,10 @@ class _TrainerInTurns:
 
 
 def _runner(kind: str, model, batch, optimizer, autocast, total: int, device: torch.device):
+    """A callable that runs one step of `kind` and returns its seconds."""
     if kind.startswith("trainer:") or kind == "stock-trainer":
         return _TrainerInTurns(kind, model, batch, total, device)
-    return _TimedStep(step_of(kind, model, batch, optimizer, autocast), device)
+    return functools.partial(time_step, step_of(kind, model, batch, optimizer, autocast), device)
 
 
 def measure_interleaved(
