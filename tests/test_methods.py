@@ -513,18 +513,33 @@ def test_smart_code_step_keeps_the_noise_direction(monkeypatch):
     perturbation is the noise's direction, rescaled to the radius."""
     import advlm.methods.smart as smart
 
-    seen = {}
-    init, project = smart.init_delta, smart.project
+    seen, fed = {}, []
+    init, forward = smart.init_delta, smart.forward_embeds
     monkeypatch.setattr(smart, "init_delta", lambda *a, **k: seen.setdefault("noise", init(*a, **k)))
-    monkeypatch.setattr(smart, "project", lambda d, *a, **k: seen.setdefault("final", project(d, *a, **k)))
+    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
     model = tiny.model()
     torch.manual_seed(0)
     build_method("smart").step(model, tiny.batch(model))
-    noise, final = seen["noise"], seen["final"]
+    noise, final = seen["noise"], fed[-1]  # the perturbation the last (adversarial) pass was fed
+    assert len(fed) == 2 and not final.requires_grad
     real = final.abs().amax(-1) > 0
     assert real.sum() > 8
     torch.testing.assert_close(final[real].abs().amax(-1), torch.full((int(real.sum()),), 0.1))  # default radius
     assert (torch.nn.functional.cosine_similarity(noise[real], final[real], dim=-1) > 0.999).all()
+
+
+def test_smart_normalized_step_ends_in_the_eps_ball(monkeypatch):
+    """The paper's step (eta = 1e-3) leaves the 1e-5 ball; the perturbation fed to the last pass is brought back."""
+    import advlm.methods.smart as smart
+
+    fed, forward = [], smart.forward_embeds
+    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
+    model = tiny.model()
+    build_method("smart", normalized_step=True, eps=1e-5).step(model, tiny.batch(model))
+    final = fed[-1]
+    real = final.abs().amax(-1) > 0
+    assert real.sum() > 8
+    torch.testing.assert_close(final[real].abs().amax(-1), torch.full((int(real.sum()),), 1e-5))
 
 
 def test_smart_normalized_step_is_the_papers(monkeypatch):

@@ -139,9 +139,9 @@ class SMART(AdversarialMethod):
                     (grad,) = torch.autograd.grad(inner, delta)
                     if self.normalized_step:
                         delta = ascend(delta, grad, mask, self.step_size, 0.0, self.norm)
-                    else:
+                    else:  # projects as it steps
                         delta = raw_ascend(delta, grad, mask, self.step_size, self.eps, self.norm)
-            delta = project(delta.detach(), mask, self.eps, self.norm)
+            delta = project(delta.detach(), mask, self.eps, self.norm) if self.normalized_step else delta.detach()
             reg = divergence(
                 forward_embeds(model, batch, delta, words=embeds, loss=False).logits, clean.logits, regression
             )
