@@ -383,6 +383,10 @@ def test_median_interval_is_the_textbook_order_statistics_and_flags_a_limit_insi
         "target our vanilla Trainer step <= the stock Trainer's: missed (median per-turn ratio 1.04 (0.99-1.10); "
         "fastest rounds 1.00); 1 lies inside the interval: these turns cannot tell."
     )
+    # a median or bound that two decimals would round onto the limit is shown to three, with the side it lies on
+    trainers["trainer:vanilla"] = [1.001 + 0.0002 * i for i in range(30)]  # median 1.0039, interval 1.0029-1.0051
+    note = [n for n in target_notes({**rows, "method:vanilla": row}, {"times_s": trainers}) if "stock Trainer" in n][0]
+    assert "missed (median per-turn ratio 1.004 (1.003-1.005); fastest rounds 1.00)." in note
 
 
 def test_bench_cli_measures_turns_then_rounds_and_reports_both(tmp_path, tiny_model_dir, monkeypatch):

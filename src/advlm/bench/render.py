@@ -291,11 +291,14 @@ def cost_table(cost: dict) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
-def _median_with_interval(ratios: list[float], ideal: float = 1.0) -> str:
-    """'1.02 (0.98-1.05)': the median of `ratios` over `ideal`, with its 95% interval when there are enough."""
+def _median_with_interval(ratios: list[float], ideal: float = 1.0, limit: float | None = None) -> str:
+    """'1.02 (0.98-1.05)': the median of `ratios` over `ideal`, with its 95% interval when there are enough; to
+    three decimals where two would round one of them onto `limit` and hide the side it lies on ('1.001')."""
     interval = median_interval(ratios)
-    around = f" ({interval[0] / ideal:.2f}-{interval[1] / ideal:.2f})" if interval else ""
-    return f"{statistics.median(ratios) / ideal:.2f}{around}"
+    shown = [statistics.median(ratios) / ideal, *(bound / ideal for bound in interval or ())]
+    digits = 3 if limit is not None and any(x != limit and round(x, 2) == limit for x in shown) else 2
+    around = f" ({shown[1]:.{digits}f}-{shown[2]:.{digits}f})" if interval else ""
+    return f"{shown[0]:.{digits}f}{around}"
 
 
 def _by_turns(ratios: list[float], limit: float, ideal: float = 1.0) -> tuple[float, str, bool]:
@@ -303,7 +306,7 @@ def _by_turns(ratios: list[float], limit: float, ideal: float = 1.0) -> tuple[fl
     interval, whether the limit lies inside the interval so that the turns cannot tell)."""
     interval = median_interval(ratios)
     unresolved = bool(interval) and interval[0] / ideal <= limit < interval[1] / ideal
-    return statistics.median(ratios) / ideal, _median_with_interval(ratios, ideal), unresolved
+    return statistics.median(ratios) / ideal, _median_with_interval(ratios, ideal, limit), unresolved
 
 
 def _ideal(kind: str) -> float | str:
