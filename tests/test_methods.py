@@ -508,19 +508,28 @@ def test_raw_ascend_steps_by_the_gradient_as_it_is_then_projects():
     torch.testing.assert_close(out[1], delta[1])
 
 
+def _smart_perturbations(monkeypatch, **hparams) -> list:
+    """The perturbations one SMART step (on a tiny model) feeds its passes, the last (adversarial) pass's last."""
+    import advlm.methods.smart as smart
+
+    fed, forward = [], smart.forward_embeds
+    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
+    model = tiny.model()
+    build_method("smart", **hparams).step(model, tiny.batch(model))
+    return fed
+
+
 def test_smart_code_step_keeps_the_noise_direction(monkeypatch):
     """The reference codes add eta times the raw gradient, far smaller than the 1e-5 noise, so their
     perturbation is the noise's direction, rescaled to the radius."""
     import advlm.methods.smart as smart
 
-    seen, fed = {}, []
-    init, forward = smart.init_delta, smart.forward_embeds
+    seen = {}
+    init = smart.init_delta
     monkeypatch.setattr(smart, "init_delta", lambda *a, **k: seen.setdefault("noise", init(*a, **k)))
-    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
-    model = tiny.model()
     torch.manual_seed(0)
-    build_method("smart").step(model, tiny.batch(model))
-    noise, final = seen["noise"], fed[-1]  # the perturbation the last (adversarial) pass was fed
+    fed = _smart_perturbations(monkeypatch)
+    noise, final = seen["noise"], fed[-1]
     assert len(fed) == 2 and not final.requires_grad
     real = final.abs().amax(-1) > 0
     assert real.sum() > 8
@@ -530,13 +539,7 @@ def test_smart_code_step_keeps_the_noise_direction(monkeypatch):
 
 def test_smart_normalized_step_ends_in_the_eps_ball(monkeypatch):
     """The paper's step (eta = 1e-3) leaves the 1e-5 ball; the perturbation fed to the last pass is brought back."""
-    import advlm.methods.smart as smart
-
-    fed, forward = [], smart.forward_embeds
-    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
-    model = tiny.model()
-    build_method("smart", normalized_step=True, eps=1e-5).step(model, tiny.batch(model))
-    final = fed[-1]
+    final = _smart_perturbations(monkeypatch, normalized_step=True, eps=1e-5)[-1]
     real = final.abs().amax(-1) > 0
     assert real.sum() > 8
     torch.testing.assert_close(final[real].abs().amax(-1), torch.full((int(real.sum()),), 1e-5))
