@@ -9,13 +9,15 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from advlm.bench.grid import GRIDS
+
+    follow_ups = ", ".join(name for name in GRIDS if name not in ("quick", "full"))
     p = sub.add_parser("bench", help="run the benchmark grid and cost table", description=__doc__)
     p.add_argument(
         "--grid",
         default="quick",
         help="quick (one task, 2 seeds, CPU-sized), full (4 tasks, 7 methods, 5 seeds: a GPU job), or one of the "
-        "follow-ups in advlm/bench/grid.py (full-long: full at 6 epochs; full-lr1e-4, full-pertask, "
-        "full-long-smart, quick-3ep) (default: quick)",
+        f"follow-ups that advlm/bench/grid.py describes ({follow_ups}) (default: quick)",
     )
     p.add_argument("--quick", action="store_const", const="quick", dest="grid", help="same as --grid quick")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); bf16 on cuda")
