@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
-#   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it); 3. the grids in $GRIDS
+#   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it), then a profile of each
+#   method's step (benchmarks/analysis/step_profile.py, to $OUT/profile.log); 3. the grids in $GRIDS
 #   (default: full-long, full-long-smart-teacher, full, full-pertask; full-long and full rerun SMART with its
 #   2026-11-28 step), JOBS runs at once (under CUDA MPS when it starts, so their small kernels overlap),
 #   starting from the committed results (runs done with the current settings are skipped) and stopped at the
@@ -37,6 +38,10 @@ if [ "${COST_SECONDS:-230}" -gt 0 ] && command -v nvidia-cuda-mps-control >/dev/
 fi
 [ "${COST_SECONDS:-230}" -gt 0 ] && timeout "${COST_SECONDS:-230}" "$PY" -m advlm bench --skip-quality --device "$DEVICE" --results "$RESULTS" \
   --docs "$RESULTS/benchmarks.md" ${COST_STEPS:+--cost-steps $COST_STEPS} 2>&1 | tee "$OUT/cost.log"
+# Where each method's step time goes on the GPU (kernel time and launches against wall time, by torch's profiler),
+# for the overhead target's "why": about 30 s, first call only (PROFILE_SECONDS=0 skips it)
+[ "${COST_SECONDS:-230}" -gt 0 ] && [ "${PROFILE_SECONDS:-60}" -gt 0 ] && timeout "${PROFILE_SECONDS:-60}" "$PY" \
+  benchmarks/analysis/step_profile.py --device "$DEVICE" --batch-size 32 --turns 5 --top 6 > "$OUT/profile.log" 2>&1
 
 if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
