@@ -320,6 +320,56 @@ def test_a_trainer_taking_turns_steps_once_per_turn_and_stops_when_closed(tiny_m
     assert not trainer.thread.is_alive()
 
 
+def test_a_trainer_taking_turns_that_never_stepped_closes(tiny_model_dir):
+    from advlm.bench.interleaved import _TrainerInTurns
+
+    model, batch, _, _ = training_setup(2, 8, torch.device("cpu"), str(tiny_model_dir))
+    trainer = _TrainerInTurns("stock-trainer", model, batch, 5, torch.device("cpu"))
+    trainer.close()  # its first step ends at a pause, which needs one more turn to stop
+    assert not trainer.thread.is_alive()
+
+
+def test_the_forward_a_trainers_accelerator_wraps_runs_in_the_trainers_turns_only(tiny_model_dir, monkeypatch):
+    # On a GPU (bf16) accelerate's prepare_model replaces model.forward by an instance attribute and marks the
+    # model prepared; on CPU it does not, so this wraps the same way, counting the calls that go through it.
+    import functools
+
+    import accelerate
+
+    prepare_model, calls = accelerate.Accelerator.prepare_model, []
+
+    def wrapping_prepare_model(self, model, *args, **kwargs):
+        if not getattr(model, "_is_accelerate_prepared", False):
+            forward = model.forward
+
+            @functools.wraps(forward)  # as accelerate's: a Trainer reads the model's inputs from the signature
+            def wrapped(*a, **k):
+                calls.append(1)
+                return forward(*a, **k)
+
+            model.forward = wrapped
+        return prepare_model(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "prepare_model", wrapping_prepare_model)
+    from advlm.bench.interleaved import _TrainerInTurns
+
+    model, batch, _, _ = training_setup(2, 8, torch.device("cpu"), str(tiny_model_dir))
+    ours = _TrainerInTurns("trainer:vanilla", model, batch, 5, torch.device("cpu"))
+    stock = _TrainerInTurns("stock-trainer", model, batch, 5, torch.device("cpu"))
+    try:
+        ours()
+        assert len(calls) == 1 and "forward" not in model.__dict__  # the other kinds get the model's own
+        model(**batch)
+        assert len(calls) == 1
+        stock()  # its accelerator saw the model prepared and wrapped nothing: it runs the wrapped forward
+        assert len(calls) == 2 and "forward" not in model.__dict__
+        ours()
+        assert len(calls) == 3
+    finally:
+        ours.close()
+        stock.close()
+
+
 def test_a_child_that_fails_after_reporting_gives_its_reports_then_its_error():
     code = "import sys; print('RESULT' + '{\"a\": 1}', flush=True); sys.exit('out of memory')"
     assert list(child_results(code)) == [{"a": 1}, {"error": "out of memory"}]

@@ -13,7 +13,10 @@ callback stops at every step end and the turn resumes for one step: one thread r
 timed from its resumption to its next step end (data in, collate, step, optimizer and scheduler, callbacks),
 as the rounds time it. Departures from the rounds: every kind trains the same model (its weights move under
 every kind's updates, which a step's time does not depend on; each Trainer has its own optimizer), and memory
-is not measured here (the rounds measure it, one kind at a time).
+is not measured here (the rounds measure it, one kind at a time). On a GPU a Trainer's accelerator replaces
+the model's `forward` (bf16 autocast, outputs cast to fp32) and marks the model prepared, so that a second
+Trainer does not wrap it again: the wrapped forward is put in place for the Trainers' turns only, and the other
+kinds run the model's own, as their users do.
 """
 
 from __future__ import annotations
@@ -42,6 +45,23 @@ def interleavable(kind: str) -> bool:
     return kind in STEP_KINDS or kind.startswith(("method:", "trainer:")) or kind == "stock-trainer"
 
 
+_TRAINER_FORWARD = "_advlm_trainer_forward"  # where the forward a Trainer's accelerator wrapped waits its turn
+
+
+def _trainer_forward_in(model) -> None:
+    """Puts back the forward a Trainer's accelerator wrapped (none before the first Trainer step)."""
+    wrapped = model.__dict__.get(_TRAINER_FORWARD)
+    if wrapped is not None:
+        model.__dict__["forward"] = wrapped
+
+
+def _trainer_forward_out(model) -> None:
+    """Sets aside the forward a Trainer's accelerator wrapped (an instance attribute over the class's)."""
+    wrapped = model.__dict__.pop("forward", None)
+    if wrapped is not None:
+        model.__dict__[_TRAINER_FORWARD] = wrapped
+
+
 class _TrainerInTurns:
     """A Trainer training in its own thread, one step per call: the call lets the thread run and waits until
     the Trainer's next step end; returns the seconds from the thread's resumption to that step end."""
@@ -49,6 +69,7 @@ class _TrainerInTurns:
     def __init__(self, kind: str, model, batch, total: int, device: torch.device) -> None:
         from transformers import TrainerCallback
 
+        self.model = model
         self._go, self._stopped = threading.Semaphore(0), threading.Semaphore(0)
         self._elapsed, self._error, self._start, self.device = None, None, 0.0, device
         self._closing = False
@@ -79,8 +100,10 @@ class _TrainerInTurns:
         self._stopped.release()
 
     def __call__(self) -> float:
+        _trainer_forward_in(self.model)
         self._go.release()
         self._stopped.acquire()
+        _trainer_forward_out(self.model)
         if self._elapsed is None:
             raise self._error
         return self._elapsed
@@ -88,8 +111,9 @@ class _TrainerInTurns:
     def close(self) -> None:
         """Lets the Trainer end its training and its thread finish."""
         self._closing = True
-        self._go.release()
-        self._stopped.acquire()
+        while self.thread.is_alive():  # one turn more ends it; a Trainer that never stepped takes two
+            self._go.release()
+            self._stopped.acquire(timeout=1)
         self.thread.join()
 
 
