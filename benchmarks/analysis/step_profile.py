@@ -52,13 +52,19 @@ class CallTimes(TorchDispatchMode):
 
 
 def profile_kinds(
-    kinds: list[str], device: str, batch_size: int, seq_len: int, turns: int, call_times: str | None = None
+    kinds: list[str],
+    device: str,
+    batch_size: int,
+    seq_len: int,
+    turns: int,
+    call_times: str | None = None,
+    model_path: str | None = None,
 ) -> dict[str, dict]:
     """Per kind: wall seconds per step, and per profiled step the mean host microseconds by op (`host_us`),
     device microseconds by op (`device_us`), op calls by name (`calls`); with `call_times`, the milliseconds of
     every call of those ops in one more step per kind (`call_ms`; CPU only: a GPU call returns at launch)."""
     dev = torch.device(device)
-    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, dev, None)
+    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, dev, model_path)
     steps = {kind: step_of(kind, model, batch, optimizer, autocast) for kind in kinds}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     for kind in kinds:  # warm-up: allocations, kernel selection, the optimizer's state
@@ -135,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kinds", nargs="*", help="cost-table kinds (default: every method, vanilla first)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", help="a local model folder (default: $ADVLM_MODEL, else the packaged model)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--turns", type=int, default=5)
@@ -150,7 +157,10 @@ def main() -> None:
     if args.flush_denormal and not torch.set_flush_denormal(True):
         parser.error("this CPU cannot flush denormals")
     kinds = args.kinds or [f"method:{m}" for m in COST_METHODS]
-    report(profile_kinds(kinds, args.device, args.batch_size, args.seq_len, args.turns, args.call_times), args.top)
+    report(
+        profile_kinds(kinds, args.device, args.batch_size, args.seq_len, args.turns, args.call_times, args.model),
+        args.top,
+    )
 
 
 if __name__ == "__main__":
