@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -130,6 +131,43 @@ def test_parallel_grid_matches_sequential_and_reports_failures(tmp_path, glue_di
     with pytest.raises(AdvlmError, match=r"1 of 2 runs failed:\n  rte-nosuch-s1: AdvlmError: unknown method"):
         run_grid(broken, tmp_path / "three", str(glue_dir), str(tiny_model_dir), progress=False, jobs=2)
     assert (tmp_path / "three" / "runs" / "broken" / "rte-vanilla-s1.json").exists()  # the good run was kept
+
+
+def test_a_slice_of_a_grid_runs_only_its_runs_and_the_whole_grid_then_skips_them(
+    tmp_path, glue_dir, tiny_model_dir, capsys
+):
+    from advlm.cli import main
+
+    grid = Grid(
+        name="tiny",
+        tasks=["rte", "mrpc"],
+        methods=["vanilla", "fgm"],
+        seeds=[1, 2],
+        train=dict(max_train_samples=16, max_eval_samples=16, epochs=1, batch_size=8),
+    )
+    piece = grid.only(tasks=["rte"], methods=["fgm", "vanilla"], seeds=[2])
+    assert (piece.tasks, piece.methods, piece.seeds, piece.train) == (["rte"], ["vanilla", "fgm"], [2], grid.train)
+    assert grid.only() == grid
+    results = tmp_path / "results"
+    made = run_grid(piece, results, str(glue_dir), str(tiny_model_dir), progress=False)
+    assert sorted(p.name for p in (results / "runs" / "tiny").iterdir()) == ["rte-fgm-s2.json", "rte-vanilla-s2.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in made}
+    whole = run_grid(grid, results, str(glue_dir), str(tiny_model_dir), progress=False)
+    assert len(whole) == 8 and all(p.exists() for p in whole)
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())  # the slice's runs were not redone
+    for bad, message in [
+        (dict(tasks=["cola"]), "grid 'tiny' has no task cola; its tasks: rte, mrpc"),
+        (dict(methods=["fgm", "nosuch"]), "grid 'tiny' has no method nosuch; its methods: vanilla, fgm"),
+        (dict(seeds=[]), "grid 'tiny' has no seed (none given)"),
+    ]:
+        with pytest.raises(AdvlmError, match=re.escape(message)):
+            grid.only(**bad)
+    # on the command line: one line naming the grid's values, exit 2, nothing written
+    capsys.readouterr()
+    assert main(["bench", "--grid", "full", "--seeds", "6", "--results", str(tmp_path / "cli"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "advlm: error: grid 'full' has no seed 6; its seeds: 1, 2, 3, 4, 5"
+    assert not (tmp_path / "cli").exists()
 
 
 def test_quality_table_compares_common_seeds_and_flags_unequal_steps():

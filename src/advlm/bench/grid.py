@@ -39,6 +39,25 @@ class Grid:
     per_task_method_args: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # task -> method -> args
     robustness: bool = False
 
+    def only(
+        self, tasks: list[str] | None = None, methods: list[str] | None = None, seeds: list[int] | None = None
+    ) -> Grid:
+        """The slice of this grid with only these tasks, methods and seeds (None keeps all): the same settings,
+        so its runs are the grid's own and a later run of the whole grid skips them."""
+        picked = {}
+        for name, chosen in (("tasks", tasks), ("methods", methods), ("seeds", seeds)):
+            allowed = getattr(self, name)
+            if chosen is None:
+                continue
+            unknown = [str(c) for c in chosen if c not in allowed]
+            if unknown or not chosen:
+                raise AdvlmError(
+                    f"grid '{self.name}' has no {name[:-1]} {', '.join(unknown) or '(none given)'}; "
+                    f"its {name}: {', '.join(map(str, allowed))}"
+                )
+            picked[name] = [a for a in allowed if a in chosen]
+        return dataclasses.replace(self, **picked)
+
     def settings(self, task: str, method: str, seed: int) -> dict[str, Any]:
         """Everything the grid fixes for one run (TrainConfig fields)."""
         return {

@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
         f"follow-ups that advlm/bench/grid.py describes ({follow_ups}) (default: quick)",
     )
     p.add_argument("--quick", action="store_const", const="quick", dest="grid", help="same as --grid quick")
+    p.add_argument("--tasks", nargs="+", help="run only these of the grid's tasks (default: all)")
+    p.add_argument("--methods", nargs="+", help="run only these of the grid's methods (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, help="run only these of the grid's seeds (default: all)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); bf16 on cuda")
     p.add_argument("--results", default="benchmarks/results", help="results root (default: benchmarks/results)")
     p.add_argument("--docs", default="docs/benchmarks.md", help="generated report (default: docs/benchmarks.md)")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.grid not in GRIDS:
         raise AdvlmError(f"unknown grid '{args.grid}'; choose one of: {', '.join(GRIDS)}")
+    grid = GRIDS[args.grid].only(args.tasks, args.methods, args.seeds)
     if args.jobs < 1:
         raise AdvlmError(f"--jobs must be at least 1, got {args.jobs}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results) / env["hardware"]
     results.mkdir(parents=True, exist_ok=True)
     if not args.render_only and not args.skip_quality:
-        run_grid(GRIDS[args.grid], results, args.data_dir, args.model, jobs=args.jobs)
+        run_grid(grid, results, args.data_dir, args.model, jobs=args.jobs)
     cost_file = results / "cost.json"
     if not args.render_only and not args.skip_cost:
         gpu = device == "cuda"
