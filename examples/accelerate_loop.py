@@ -9,9 +9,8 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from advlm import build_method
-from advlm.data import get_task, load_split, tokenize_examples
-from advlm.data.collate import make_collator
 from advlm.modeling import load_model, load_tokenizer
+from advlm.tasks import get_task
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--method", default="freelb")
@@ -28,10 +27,10 @@ torch.manual_seed(0)
 task = get_task(args.task)
 tokenizer = load_tokenizer(args.model)
 model = load_model(args.model, task)
-train = tokenize_examples(tokenizer, load_split(task, "train", args.data_dir)[: args.max_steps * args.batch_size])
-loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=make_collator(tokenizer))
+train = task.encode(tokenizer, task.load("train", args.data_dir)[: args.max_steps * args.batch_size], 128)
+loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=task.collator(tokenizer))
 method = build_method(args.method)
-method.prepare(model)
+method.prepare(model, tokenizer=tokenizer)
 optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
 model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 

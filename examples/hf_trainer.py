@@ -6,10 +6,8 @@ import torch
 from transformers import TrainingArguments
 
 from advlm import AdversarialTrainer, build_method
-from advlm.data import get_task, load_split, tokenize_examples
-from advlm.data.collate import make_collator
-from advlm.metrics import task_metrics
 from advlm.modeling import load_model, load_tokenizer
+from advlm.tasks import get_task
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--method", default="freelb")
@@ -23,8 +21,8 @@ args = parser.parse_args()
 
 task = get_task(args.task)
 tokenizer = load_tokenizer(args.model)
-train = tokenize_examples(tokenizer, load_split(task, "train", args.data_dir))
-dev = tokenize_examples(tokenizer, load_split(task, "dev", args.data_dir)[: args.max_eval])
+train = task.encode(tokenizer, task.load("train", args.data_dir), 128)
+dev = task.encode(tokenizer, task.load("dev", args.data_dir)[: args.max_eval], 128)
 trainer = AdversarialTrainer(
     model=load_model(args.model, task),
     args=TrainingArguments(
@@ -40,9 +38,10 @@ trainer = AdversarialTrainer(
     method=build_method(args.method),
     train_dataset=train,
     eval_dataset=dev,
-    data_collator=make_collator(tokenizer),
+    data_collator=task.collator(tokenizer),
     processing_class=tokenizer,
-    compute_metrics=lambda p: task_metrics(task, p.predictions, p.label_ids),
+    compute_metrics=lambda p: task.score(p.predictions, p.label_ids, dev),
+    preprocess_logits_for_metrics=task.reduce,
 )
 trainer.train()
 print(trainer.evaluate())

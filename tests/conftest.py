@@ -54,3 +54,50 @@ def glue_dir() -> Path:
     if not GLUE.is_dir():
         pytest.skip("../shared/data/glue is not beside the repository")
     return GLUE
+
+
+INSTRUCTIONS = REPO / "examples" / "data" / "instructions.jsonl"
+
+
+def train_bpe_tokenizer(vocab_size: int = 400):
+    """A byte-level BPE tokenizer (GPT-2's kind: no special tokens added, an end-of-text token) trained here on
+    the example instructions: no causal LM's tokenizer can be had offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    lines = [line for line in INSTRUCTIONS.read_text().splitlines() for _ in range(2)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(lines, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer():
+    return train_bpe_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm_dir(tmp_path_factory, bpe_tokenizer) -> Path:
+    """A saved tiny GPT-2 (random weights) with the BPE tokenizer: a causal-LM model folder for the CLI."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    torch.manual_seed(0)
+    eos = bpe_tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(bpe_tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    GPT2LMHeadModel(config).save_pretrained(path)
+    bpe_tokenizer.save_pretrained(path)
+    return path

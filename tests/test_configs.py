@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from advlm.config import read_yaml, split_settings
-from advlm.data import get_task
 from advlm.methods import build_method, method_class
+from advlm.tasks import get_task
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
 

@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from advlm.data import TASKS, get_task, load_split, resolve_data_dir
+from advlm.data import resolve_data_dir
 from advlm.errors import AdvlmError
+from advlm.tasks import get_task
+from advlm.tasks.glue import GLUE_TASKS
+
+
+def load_split(task, split, data_dir=None, path=None):
+    return task.load(split, data_dir, path)
+
 
 OFFICIAL = {
     ("rte", "train"): 2490,
@@ -33,7 +40,7 @@ def test_real_glue_files_have_official_sizes(glue_dir, task, split):
 
 
 def test_real_files_parse_labels_and_quotes(glue_dir):
-    rte = load_split(get_task("rte"), "train", glue_dir)
+    rte = get_task("rte").load("train", glue_dir)
     assert rte[50].texts[0].startswith('"Instead of action on crime')  # unbalanced quote kept, not parsed
     assert {ex.label for ex in rte} == {0, 1}
     stsb = load_split(get_task("stsb"), "dev", glue_dir)
@@ -45,7 +52,7 @@ def test_real_files_parse_labels_and_quotes(glue_dir):
 
 
 def test_every_task_has_a_consistent_table():
-    for task in TASKS.values():
+    for task in GLUE_TASKS.values():
         assert set(task.text_fields) <= set(task.tsv_columns)
         assert "label" in task.tsv_columns and task.metrics
         assert task.num_labels == (1 if task.is_regression else len(task.label_names))
@@ -123,8 +130,8 @@ def test_collator_matches_the_tokenizers_padding(tokenizer, side, task, labels):
     import torch
     from transformers import DataCollatorWithPadding
 
-    from advlm.data.collate import make_collator, tokenize_examples
-    from advlm.data.loading import Example
+    from advlm.data.collate import make_collator
+    from advlm.tasks.classification import Example, tokenize_examples
 
     texts = [("a short one", "and its pair"), ("a much longer sentence than the others here", "b"), ("x", "y z")]
     examples = [Example(t, label) for t, label in zip(texts, labels)]

@@ -513,7 +513,7 @@ def _smart_perturbations(monkeypatch, **hparams) -> list:
     import advlm.methods.smart as smart
 
     fed, forward = [], smart.forward_embeds
-    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, **k: fed.append(d) or forward(m, b, d, **k))
+    monkeypatch.setattr(smart, "forward_embeds", lambda m, b, d, *a, **k: fed.append(d) or forward(m, b, d, *a, **k))
     model = tiny.model()
     build_method("smart", **hparams).step(model, tiny.batch(model))
     return fed

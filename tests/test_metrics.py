@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from advlm.data import get_task
 from advlm.metrics import accuracy, f1, mcc, pearson, spearman, task_metrics
+from advlm.tasks import get_task
 
 
 def test_accuracy_and_f1_known_values():

@@ -5,8 +5,8 @@ import torch
 from transformers import BertForSequenceClassification
 
 from advlm import AdvlmError
-from advlm.data import get_task
 from advlm.modeling import load_model, load_tokenizer
+from advlm.tasks import get_task
 from tests.conftest import tiny_bert_config
 
 

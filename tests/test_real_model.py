@@ -49,13 +49,13 @@ def test_issue_command_writes_metrics_json(tmp_path, glue_dir):
 
 @pytest.fixture(scope="module")
 def rte_slice(glue_dir):
-    from advlm.data import get_task, load_split, tokenize_examples
-    from advlm.data.collate import make_collator
     from advlm.modeling import load_tokenizer
+    from advlm.tasks import get_task
 
     tokenizer = load_tokenizer(None)
-    data = tokenize_examples(tokenizer, load_split(get_task("rte"), "train", glue_dir)[:48], max_length=64)
-    collate = make_collator(tokenizer)
+    task = get_task("rte")
+    data = task.encode(tokenizer, task.load("train", glue_dir)[:48], max_length=64)
+    collate = task.collator(tokenizer)
     batches = [collate(data.features[i : i + 8]) for i in range(0, 48, 8)]
     return tokenizer, batches
 
@@ -75,8 +75,8 @@ def test_thirty_steps_of_each_method_lower_the_training_loss(rte_slice, name):
     import torch
 
     from advlm import build_method
-    from advlm.data import get_task
     from advlm.modeling import load_model
+    from advlm.tasks import get_task
 
     tokenizer, batches = rte_slice
     torch.manual_seed(0)

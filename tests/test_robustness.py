@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from advlm.cli import main
-from advlm.data import get_task
 from advlm.data.collate import TokenizedDataset
 from advlm.errors import AdvlmError
-from advlm.robustness.advglue import ADVGLUE_TASKS, load_advglue, output_order, reorder_logits
+from advlm.robustness.advglue import ADVGLUE_TASKS, load_advglue
 from advlm.robustness.attack import STOP_WORDS, WORD, WordVectors, attack_example, embedding_vectors, summarize
 from advlm.robustness.loss_increase import compare, correct_radii, loss_increase
+from advlm.tasks import get_task
+from advlm.tasks.classification import output_order, reorder_logits
 from tests import tiny
 
 
@@ -28,6 +29,7 @@ def trained_tiny(tokenizer):
     for i in range(16):
         enc = tokenizer(texts[i % 4] + " " + texts[(i + 1) % 4].split()[0])
         features.append({**enc, "labels": int(i % 4 in (0, 2))})
+
     from advlm.data.collate import make_collator
 
     batch = make_collator(tokenizer)(features)
@@ -272,8 +274,8 @@ def test_cli_eval_attack_and_robustness_on_a_run(tmp_path, glue_dir, tiny_model_
     table = json.loads((tmp_path / "r.json").read_text())
     assert len(table["rows"]) == 2 or table["examples"] == 0
     capsys.readouterr()
-    assert main(["robustness", "--task", "stsb", "--models", str(out)]) == 2
-    assert "regression" in capsys.readouterr().err
+    assert main(["robustness", "--task", "stsb", "--models", str(out)]) == 2  # a classifier, not a scorer
+    assert "task stsb needs a score" in capsys.readouterr().err
 
 
 def test_glove_neighbours():

@@ -84,3 +84,111 @@ def batch(model_or_config, lengths=(7, 4, 5), left_pad: bool = False, seed: int 
     else:
         out["labels"] = torch.randint(0, 2, (len(lengths),), generator=g)
     return out
+
+
+# --- one tiny model and batch per head kind ---------------------------------------------------------------
+HEAD_KINDS = (
+    "classification",
+    "regression",
+    "token-classification",
+    "multiple-choice",
+    "question-answering",
+    "causal-lm",
+)
+NUM_TAGS = 5
+
+
+def gpt2_config(dropout: bool = False, **overrides):
+    from transformers import GPT2Config
+
+    p = 0.1 if dropout else 0.0
+    kw = dict(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=72, bos_token_id=0, eos_token_id=0)
+    kw.update(resid_pdrop=p, embd_pdrop=p, attn_pdrop=p)
+    return GPT2Config(**{**kw, **overrides})
+
+
+def llama_config(**overrides):
+    from transformers import LlamaConfig
+
+    kw = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=72,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return LlamaConfig(**{**kw, **overrides})
+
+
+def head_model(kind: str, arch: str = "bert", dropout: bool = False, seed: int = 0):
+    """A tiny model with the head of `kind` (causal LM: GPT-2, or Llama with arch="llama")."""
+    import transformers
+
+    from advlm.tasks.multiple_choice import mask_missing_choices
+
+    torch.manual_seed(seed)
+    if kind == "causal-lm":
+        cfg = llama_config() if arch == "llama" else gpt2_config(dropout)
+        return transformers.AutoModelForCausalLM.from_config(cfg)
+    if kind in ("classification", "regression"):
+        extra = dict(num_labels=1, problem_type="regression") if kind == "regression" else {}
+        return AutoModelForSequenceClassification.from_config(config(arch, dropout, **extra))
+    auto = {
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "multiple-choice": transformers.AutoModelForMultipleChoice,
+        "question-answering": transformers.AutoModelForQuestionAnswering,
+    }[kind]
+    extra = dict(num_labels=NUM_TAGS) if kind == "token-classification" else {}
+    model = auto.from_config(config(arch, dropout, **extra))
+    return mask_missing_choices(model) if kind == "multiple-choice" else model
+
+
+def head_batch(model, kind: str, seed: int = 1) -> dict:
+    """A random batch for `kind`: padding, and positions that do not count (-100 labels, a prompt, a
+    missing choice, the question of a QA pair)."""
+    g = torch.Generator().manual_seed(seed)
+    if kind in ("classification", "regression"):
+        return batch(model, seed=seed, regression=kind == "regression")
+    if kind == "multiple-choice":
+        rows = [batch(model, lengths=(6, 4, 5), seed=seed + c) for c in range(3)]
+        ids = torch.stack([r["input_ids"] for r in rows], 1)  # B x C x T, B == C == 3
+        mask = torch.stack([r["attention_mask"] for r in rows], 1)
+        ids[0, 2], mask[0, 2] = 0, 0  # the first question has only two choices
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([1, 0, 2])}
+    out = batch(model, lengths=(7, 4, 6), seed=seed)
+    out.pop("labels")
+    real = out["attention_mask"].bool()
+    if kind == "token-classification":
+        labels = torch.randint(0, NUM_TAGS, out["input_ids"].shape, generator=g)
+        labels[~real] = -100
+        labels[:, 0] = -100  # a special token
+        labels[0, 3] = -100  # a later sub-word
+        out["labels"] = labels
+    elif kind == "question-answering":
+        types = torch.zeros_like(out["input_ids"])
+        types[:, 2:] = 1  # question: the first two tokens; context: the rest
+        out["token_type_ids"] = types * out["attention_mask"]
+        out["start_positions"] = torch.tensor([2, 2, 3])
+        out["end_positions"] = torch.tensor([4, 3, 5])
+    else:  # causal LM: a prompt of two tokens, then the response
+        labels = out["input_ids"].clone()
+        labels[~real] = -100
+        labels[:, :2] = -100
+        out["labels"] = labels
+    return out
+
+
+def uncounted(batch: dict, kind: str) -> torch.Tensor:
+    """Where a consistency term must not look: a mask of the logits' shape without the class dimension."""
+    if kind == "multiple-choice":
+        return ~batch["attention_mask"].bool().any(-1)
+    if kind == "question-answering":
+        return batch["token_type_ids"] == 0
+    if kind == "causal-lm":  # position t predicts label t + 1; the last position predicts nothing
+        shifted = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
+        return shifted == -100
+    return batch["labels"] == -100

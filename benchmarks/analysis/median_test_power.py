@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from advlm.bench.papers import reported_gains
-from advlm.data import get_task
+from advlm.tasks import get_task
 
 TASKS = ("rte", "mrpc", "cola", "stsb")
 

@@ -20,8 +20,7 @@ import argparse
 
 import torch
 
-from advlm.data.loading import load_split
-from advlm.data.tasks import get_task
+from advlm.tasks import get_task
 from advlm.embeddings import word_embeddings
 from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
@@ -38,7 +37,7 @@ def main() -> None:
     task = get_task(args.task)
     model = load_model(args.model, task)
     tok = load_tokenizer(args.model)
-    rows = load_split(task, "dev")[: args.examples]
+    rows = task.load("dev")[: args.examples]
     batch = tok(*zip(*(r.texts for r in rows)), padding=True, truncation=True, max_length=128, return_tensors="pt")
     mask = batch["attention_mask"].float()
     regression = task.is_regression

@@ -15,7 +15,11 @@ from advlm.errors import AdvlmError
 
 @dataclass
 class TrainConfig:
-    task: str = "rte"
+    task: str | None = None  # a built-in task, or a name for your own data with task_type
+    task_type: str | None = None  # the kind of your own data (classification, token-classification, ...)
+    text_fields: str | None = None  # classification/regression of your own data: "a" or "a,b"
+    label_field: str | None = None
+    doc_stride: int | None = None  # question answering: tokens shared by consecutive windows
     method: str = "vanilla"
     method_args: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  # local folder or hub id; None = the packaged MiniLM
@@ -59,6 +63,8 @@ class TrainConfig:
             if value is None or value <= 0:
                 flag = "--" + name.replace("_", "-")
                 raise AdvlmError(f"{flag} must be positive, got {value}; pass a value > 0")
+        if self.doc_stride is not None and self.doc_stride < 0:
+            raise AdvlmError(f"--doc-stride must be >= 0, got {self.doc_stride}")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -1,9 +1,11 @@
 """The only place that touches model internals: the word-embedding lookup, position ids, unwrapping.
 
 Every method perturbs the output of `get_input_embeddings()(input_ids)` and calls the model with
-`inputs_embeds=` (REFERENCE.md section 1); position/type embeddings, LayerNorm and dropout are then applied by
-the model itself, so a zero perturbation reproduces the `input_ids` path exactly. RoBERTa-family models number
-positions from the padding in `input_ids`, which `inputs_embeds` hides; we compute those ids ourselves.
+`inputs_embeds=` (docs/methods.md, "Where the perturbation enters"); position/type embeddings, LayerNorm and
+dropout are then applied by the model itself, so a zero perturbation reproduces the `input_ids` path exactly.
+RoBERTa-family models number positions from the padding in `input_ids`, which `inputs_embeds` hides; we
+compute those ids ourselves. Every other key of the batch reaches the model as it is (no allow-list), and the
+ids may have any leading shape (B x T, or B x C x T for multiple choice).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import torch
 from torch import nn
 
 from advlm.errors import AdvlmError
-
-MODEL_INPUTS = ("attention_mask", "token_type_ids", "labels", "position_ids")
+from advlm.passes import PassFn, model_pass
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -48,13 +49,13 @@ def check_accepts_inputs_embeds(model: nn.Module) -> None:
 
 
 def embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The word-embedding lookup (B x T x H), with its gradient to the table (see `StepLookup` for methods
+    """The word-embedding lookup (... x T x H), with its gradient to the table (see `StepLookup` for methods
     that back-propagate several passes per step)."""
     return word_embeddings(model)(input_ids)
 
 
 def token_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """1.0 at real tokens, 0.0 at padding, shape B x T (float, for masking deltas)."""
+    """1.0 at real tokens, 0.0 at padding, the shape of `input_ids` (float, for masking deltas)."""
     mask = batch.get("attention_mask")
     if mask is None:
         return torch.ones_like(batch["input_ids"], dtype=torch.float)
@@ -76,11 +77,13 @@ def _padding_position_module(model: nn.Module) -> nn.Module | None:
 
 
 def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
-    """Position ids as the model would derive them from `input_ids` (RoBERTa family), else None."""
+    """Position ids as the model would derive them from `input_ids` (RoBERTa family), else None. Ids of any
+    leading shape are numbered per sequence (the last dimension), as the model does after flattening them."""
     module = _padding_position_module(model)
     if module is None:
         return None
-    return module.create_position_ids_from_input_ids(input_ids, module.padding_idx)
+    flat = input_ids.reshape(-1, input_ids.size(-1))
+    return module.create_position_ids_from_input_ids(flat, module.padding_idx).view(input_ids.shape)
 
 
 # Encoders whose forward turns the 2D padding mask into the attention mask with transformers'
@@ -132,8 +135,9 @@ def attention_mask_for_passes(model: nn.Module, mask: torch.Tensor | None, embed
 
 
 def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: torch.Tensor) -> dict:
-    """The model's keyword arguments with `inputs_embeds` in place of `input_ids`."""
-    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    """The model's keyword arguments: every key of `batch` but `input_ids`, and `inputs_embeds` in its place
+    (a new dict each call: the Trainer's `compute_loss` pops `labels` from the one it is given)."""
+    inputs = {k: v for k, v in batch.items() if k != "input_ids"}
     inputs["inputs_embeds"] = embeds
     if "attention_mask" in inputs:
         inputs["attention_mask"] = attention_mask_for_passes(model, inputs["attention_mask"], embeds)
@@ -180,14 +184,11 @@ def forward_embeds(
     batch: Mapping[str, torch.Tensor],
     delta: torch.Tensor | None = None,
     words: torch.Tensor | None = None,
-    loss: bool = True,
+    compute_loss: PassFn = model_pass,
 ):
-    """Forward with the word embeddings (`words`, else looked up now) plus `delta` (zero where None); returns
-    the model's output, without its loss when `loss` is false (a pass that needs only the logits)."""
+    """One pass at the word embeddings (`words`, else looked up now) plus `delta` (zero where None), through
+    the pass function; returns its `(loss, outputs)`."""
     embeds = embed(model, batch["input_ids"]) if words is None else words
     if delta is not None:
         embeds = embeds + delta.to(embeds.dtype)
-    inputs = model_inputs(model, batch, embeds)
-    if not loss:
-        inputs.pop("labels", None)
-    return model(**inputs)
+    return compute_loss(model, model_inputs(model, batch, embeds))

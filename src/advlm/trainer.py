@@ -2,6 +2,9 @@
 
 Only `training_step` changes (plus saving the method's state next to the weights and letting a method replay
 batches); optimizer, schedule, clipping, mixed precision, evaluation, checkpoints and DDP are the Trainer's.
+Every pass of every method goes through the Trainer's own `compute_loss(model, inputs, return_outputs=True,
+num_items_in_batch=...)`, so a subclass's override, `compute_loss_func`, label smoothing and the token-count
+normalisation under gradient accumulation hold as they do in the stock Trainer.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ class AdversarialTrainer(Trainer):
     def __init__(self, *args: Any, method: AdversarialMethod | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.method = method if method is not None else build_method("vanilla")
-        self.method.prepare(self.model)
-        if hasattr(self.method, "special_token_ids") and self.processing_class is not None:
-            self.method.special_token_ids = list(getattr(self.processing_class, "all_special_ids", []))
+        self.method.prepare(self.model, tokenizer=self.processing_class)
         self.add_callback(_TellMethod(self.method))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
@@ -44,17 +45,39 @@ class AdversarialTrainer(Trainer):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
         accumulation = self.current_gradient_accumulation_steps
+        # the stock training_step divides the loss by the accumulation steps unless compute_loss already
+        # normalised it over the accumulated batch; the pass function undoes that normalisation here, so that
+        # every term a method adds (a per-batch mean) is divided alike in `backward`
+        rescale = accumulation if accumulation > 1 and self._loss_is_scaled_for_ga(num_items_in_batch) else 1
+        backward_kwargs = {"scale_wrt_gas": False} if self.accelerator.distributed_type == "DEEPSPEED" else {}
+
+        def compute_loss(pass_model: nn.Module, pass_inputs: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+            loss, outputs = self.compute_loss(
+                pass_model, pass_inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
+            if self.args.n_gpu > 1:
+                loss = loss.mean()  # DataParallel: one loss per device
+            return loss * rescale if rescale != 1 else loss, outputs
 
         def backward(loss: torch.Tensor) -> None:
-            self.accelerator.backward(loss / accumulation if accumulation > 1 else loss)
+            self.accelerator.backward(loss / accumulation if accumulation > 1 else loss, **backward_kwargs)
 
         with self.compute_loss_context_manager():
-            out = self.method.step(model, inputs, backward=backward)
+            out = self.method.step(model, inputs, backward=backward, compute_loss=compute_loss)
         for key, value in out.metrics.items():
             value = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
             self._metric_sums[key] = self._metric_sums.get(key, 0) + value.float()
         self._metric_count += 1
         return out.loss / accumulation
+
+    def _loss_is_scaled_for_ga(self, num_items_in_batch) -> bool:
+        """The stock Trainer's rule: `loss_is_scaled_for_ga` when set, else whether the model or
+        `compute_loss_func` normalised the loss by `num_items_in_batch`."""
+        if getattr(self, "loss_is_scaled_for_ga", None) is not None:
+            return bool(self.loss_is_scaled_for_ga)
+        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+            self.compute_loss_func is not None
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the method's diagnostics (averaged since the last log) to the Trainer's logs."""

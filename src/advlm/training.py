@@ -21,16 +21,22 @@ import yaml
 from transformers import TrainingArguments, set_seed
 
 from advlm.config import TrainConfig
-from advlm.data import get_task, load_split, tokenize_examples
-from advlm.data.collate import make_collator
 from advlm.errors import AdvlmError
 from advlm.methods import build_method
-from advlm.metrics import task_metrics
 from advlm.modeling import load_model, load_tokenizer
+from advlm.tasks import TASKS, TaskKind, get_task
 from advlm.trainer import AdversarialTrainer
 
 logger = logging.getLogger(__name__)
 SUBSET_SEED = 0  # the same --max-*-samples slice for every seed and method
+
+
+def subset_dataset(dataset, n: int | None):
+    """A fixed random slice of a tokenized dataset's features (scoring metadata is kept whole, so this is for
+    kinds whose score does not read it, which the robustness measure's do not)."""
+    from advlm.data import TokenizedDataset
+
+    return TokenizedDataset(subset(dataset.features, n), dataset.meta)
 
 
 def subset(items: list, n: int | None) -> list:
@@ -41,7 +47,9 @@ def subset(items: list, n: int | None) -> list:
     return [items[i] for i in keep]
 
 
-def training_arguments(cfg: TrainConfig, primary_metric: str, **overrides: Any) -> TrainingArguments:
+def training_arguments(
+    cfg: TrainConfig, primary_metric: str, greater_is_better: bool = True, **overrides: Any
+) -> TrainingArguments:
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     args = dict(
@@ -65,7 +73,7 @@ def training_arguments(cfg: TrainConfig, primary_metric: str, **overrides: Any) 
         save_only_model=True,
         load_best_model_at_end=True,
         metric_for_best_model=f"eval_{primary_metric}",
-        greater_is_better=True,
+        greater_is_better=greater_is_better,
         logging_steps=cfg.logging_steps,
         report_to="none",
         disable_tqdm=not cfg.progress,
@@ -81,48 +89,52 @@ def training_arguments(cfg: TrainConfig, primary_metric: str, **overrides: Any) 
     return TrainingArguments(**args)
 
 
+def resolve_task(cfg: TrainConfig) -> TaskKind:
+    """The run's task: a built-in one, or with `--task-type` one over the user's own files (which then needs
+    both `--train-file` and `--eval-file`)."""
+    task = get_task(cfg.task, cfg.task_type, cfg.text_fields, cfg.label_field, cfg.doc_stride)
+    own = cfg.task_type is not None and (cfg.task or "").lower() not in TASKS
+    if own and (cfg.train_file is None or cfg.eval_file is None):
+        raise AdvlmError(f"--task-type {cfg.task_type} trains on your own data: pass --train-file and --eval-file")
+    if "train" not in task.splits and cfg.train_file is None:
+        raise AdvlmError(f"task '{task.name}' has no training split; train on another task and evaluate on it")
+    return task
+
+
 def prepare(cfg: TrainConfig):
     """Everything that can fail on bad input, before anything is written."""
     cfg.validate()
-    task = get_task(cfg.task)
-    if "train" not in task.splits and cfg.train_file is None:
-        raise AdvlmError(f"task '{task.name}' has no training split; train on another task and evaluate on it")
+    task = resolve_task(cfg)
     method = build_method(cfg.method, **cfg.method_args)
-    train = subset(load_split(task, "train", cfg.data_dir, cfg.train_file), cfg.max_train_samples)
-    dev = subset(load_split(task, "dev", cfg.data_dir, cfg.eval_file), cfg.max_eval_samples)
-    for name, split in (("training", train), ("evaluation", dev)):
-        if any(ex.label is None for ex in split):
-            raise AdvlmError(f"the {name} data of {task.name} has examples without a label; every example needs one")
+    train = subset(task.load("train", cfg.data_dir, cfg.train_file), cfg.max_train_samples)
+    dev = subset(task.load("dev", cfg.data_dir, cfg.eval_file), cfg.max_eval_samples)
     tokenizer = load_tokenizer(cfg.model)
-    set_seed(cfg.seed)  # the new classifier head is drawn here: the same seed must give the same head
+    set_seed(cfg.seed)  # the new head is drawn here: the same seed must give the same head
     model = load_model(cfg.model, task)
-    method.prepare(model)
+    method.prepare(model, tokenizer=tokenizer)
     return (
         task,
         method,
         tokenizer,
         model,
-        tokenize_examples(tokenizer, train, cfg.max_length),
-        tokenize_examples(tokenizer, dev, cfg.max_length),
+        task.encode(tokenizer, train, cfg.max_length),
+        task.encode(tokenizer, dev, cfg.max_length),
     )
 
 
 def measure_robustness(cfg: TrainConfig, task, model, tokenizer, dev_ds) -> dict[str, Any]:
     """FreeLB's Table 5 for the trained model alone (its own radii) on a slice of the dev set."""
-    from advlm.data.collate import TokenizedDataset
     from advlm.robustness.loss_increase import compare
 
-    if task.is_regression:
-        return {"skipped": f"{task.name} is a regression task"}
-    features = subset(dev_ds.features, cfg.robustness_samples)
     result = compare(
         {"trained": model},
-        TokenizedDataset(features),
+        subset_dataset(dev_ds, cfg.robustness_samples),
         tokenizer,
         cfg.robustness_eps,
         cfg.robustness_steps,
         batch_size=cfg.eval_batch_size,
         progress=cfg.progress,
+        task=task,
     )
     return result
 
@@ -133,16 +145,17 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     created = not out.exists()
     try:
-        args = training_arguments(cfg, task.primary_metric, **trainer_overrides)
+        args = training_arguments(cfg, task.primary_metric, task.greater_is_better, **trainer_overrides)
         trainer = AdversarialTrainer(
             model=model,
             args=args,
             method=method,
             train_dataset=train_ds,
             eval_dataset=dev_ds,
-            data_collator=make_collator(tokenizer),
+            data_collator=task.collator(tokenizer),
             processing_class=tokenizer,
-            compute_metrics=lambda p: task_metrics(task, p.predictions, p.label_ids),
+            compute_metrics=lambda p: task.score(p.predictions, p.label_ids, dev_ds),
+            preprocess_logits_for_metrics=task.reduce,
         )
         start = time.perf_counter()
         result = trainer.train()
@@ -150,6 +163,7 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
         final = trainer.evaluate()
         metrics = {
             "task": task.name,
+            "task_type": task.kind,
             "method": method.name,
             "method_args": method.config(),
             "seed": cfg.seed,

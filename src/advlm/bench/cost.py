@@ -258,8 +258,8 @@ def build_trainer(kind: str, model, batch, total: int, device, callback):
 def training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):
     """The default model (or `model_path`) in training mode, the fixed batch, fused AdamW, and the autocast
     context (bf16 on GPU, none on CPU)."""
-    from advlm.data import get_task
     from advlm.modeling import load_model
+    from advlm.tasks import get_task
 
     torch.manual_seed(0)
     model = load_model(model_path, get_task("sst2")).to(device).train()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 
-from advlm.data import get_task
+from advlm.tasks import get_task
 
 
 def seed_differences(runs: list[dict]) -> dict[tuple[str, str], np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 from advlm.bench.interleaved import median_interval, turn_ratios
 from advlm.bench.paired import confidence_interval, detectable_difference, pooled_sd, seed_differences
 from advlm.bench.papers import PAPERS, reported_gains
-from advlm.data import get_task
+from advlm.tasks import get_task
 
 CHALLENGERS = ("freelb", "smart", "textat")
 TARGET_TASKS = {"rte", "mrpc", "cola", "stsb"}

@@ -7,10 +7,10 @@ import json
 
 
 def add_parser(sub) -> None:
-    from advlm.cli.options import add_eval_data_flags
+    from advlm.cli.options import add_eval_data_flags, add_task_flags
 
     p = sub.add_parser("attack", help="word-substitution attack (offline)", description=__doc__)
-    p.add_argument("--task", required=True, help="GLUE classification task")
+    add_task_flags(p, "classification task (the attack changes words of sentences and reads one class)")
     p.add_argument("--model", required=True, help="run directory or model folder")
     p.add_argument("--source", default="embedding", help="substitutes: embedding (the model's own) or glove")
     p.add_argument("--max-fraction", type=float, default=0.2, help="most words changed, as a fraction (0.2)")
@@ -26,24 +26,25 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from advlm.cli.options import format_table
-    from advlm.data import get_task, load_split
+    from advlm.cli.options import eval_examples, format_table, task_from_args
     from advlm.errors import AdvlmError
     from advlm.modeling import load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
-    from advlm.training import subset
 
-    task = get_task(args.task)
-    if task.is_regression:
-        raise AdvlmError(f"{task.name} is a regression task; the attack needs class predictions")
+    task = task_from_args(args)
+    if task.kind != "classification":
+        raise AdvlmError(
+            f"advlm attack works on sentence classification; {task.name} is {task.kind}: measure its robustness "
+            "with advlm robustness instead"
+        )
     if args.source not in ("embedding", "glove"):
         raise AdvlmError(f"unknown substitute source '{args.source}'; use embedding or glove")
     if not 0 <= args.max_fraction <= 1:
         raise AdvlmError(f"--max-fraction must be in [0, 1], got {args.max_fraction}")
-    examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
     tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model, task).to("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, task, trained=True).to("cuda" if torch.cuda.is_available() else "cpu")
+    examples = eval_examples(task, args)
     require_task_order(model, task)
     vectors = glove_vectors() if args.source == "glove" else embedding_vectors(model, tokenizer)
     predict = model_predictor(model, tokenizer, args.max_length)

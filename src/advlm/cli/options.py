@@ -44,9 +44,39 @@ def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = N
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(b) for b in body)])
 
 
+def add_task_flags(p, what: str = "task") -> None:
+    """Which task (shared by eval, robustness and attack): a built-in one or `--task-type` for your own data."""
+    p.add_argument("--task", help=f"{what}: a built-in task, or with --task-type a name for your own")
+    p.add_argument("--task-type", help="kind of your own data (with --eval-file), as for advlm train")
+    p.add_argument("--text-fields", help="classification/regression of your own data: text field(s), 'a' or 'a,b'")
+    p.add_argument("--label-field", help="classification/regression of your own data: the label field")
+    p.add_argument("--doc-stride", type=int, help="question answering: tokens shared by consecutive windows")
+
+
+def task_from_args(args):
+    """The task the flags name; own data (`--task-type`) needs `--eval-file`."""
+    from advlm.errors import AdvlmError
+    from advlm.tasks import TASKS, get_task
+
+    task = get_task(args.task, args.task_type, args.text_fields, args.label_field, args.doc_stride)
+    if args.task_type and (args.task or "").lower() not in TASKS and not args.eval_file:
+        raise AdvlmError(f"--task-type {args.task_type} evaluates your own data: pass --eval-file")
+    return task
+
+
 def add_eval_data_flags(p) -> None:
     """Where the evaluation examples come from (shared by eval, robustness and attack)."""
-    p.add_argument("--data-dir", help="folder of GLUE task folders")
-    p.add_argument("--eval-file", help="your own evaluation file (.tsv/.jsonl/.csv) instead of the dev split")
+    p.add_argument("--data-dir", help="folder of the tasks' data (glue/, conll2003/, ...)")
+    p.add_argument(
+        "--split", default="dev", help="the task's split to evaluate: dev (default) or test where it has one"
+    )
+    p.add_argument("--eval-file", help="your own evaluation file instead of the task's split")
     p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
     p.add_argument("--max-length", type=int, default=128, help="maximum tokens per example (default: 128)")
+
+
+def eval_examples(task, args) -> list:
+    """The examples to evaluate on: `--eval-file`, else the task's `--split`, sliced by `--max-eval-samples`."""
+    from advlm.training import subset
+
+    return subset(task.load(args.split, args.data_dir, args.eval_file), args.max_eval_samples)

@@ -7,10 +7,10 @@ import json
 
 
 def add_parser(sub) -> None:
-    from advlm.cli.options import add_eval_data_flags
+    from advlm.cli.options import add_eval_data_flags, add_task_flags
 
     p = sub.add_parser("robustness", help="maximum loss increase in an eps ball (FreeLB Table 5)", description=__doc__)
-    p.add_argument("--task", required=True, help="GLUE classification task")
+    add_task_flags(p, "task of every model (any kind)")
     p.add_argument("--models", nargs="+", required=True, help="run directories; the first is the reference")
     p.add_argument("--eps", type=float, default=0.1, help="radius of the l2 ball for M-Inc (default: 0.1)")
     p.add_argument("--steps", type=int, default=20, help="ascent steps per radius, the cap (default: 20)")
@@ -37,27 +37,23 @@ def check_settings(args) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from advlm.cli.options import format_table
-    from advlm.data import get_task, load_split, tokenize_examples
-    from advlm.errors import AdvlmError
+    from advlm.cli.options import eval_examples, format_table, task_from_args
     from advlm.modeling import load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.loss_increase import compare
-    from advlm.training import subset
 
     check_settings(args)
-    task = get_task(args.task)
-    if task.is_regression:
-        raise AdvlmError(f"{task.name} is a regression task; the Table-5 measure needs class predictions")
-    examples = subset(load_split(task, "dev", args.data_dir, args.eval_file), args.max_eval_samples)
+    task = task_from_args(args)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(args.models[0])
     models = {}
     for i, path in enumerate(args.models):  # the same folder twice stays two rows
-        models[path if path not in models else f"{path} ({i + 1})"] = load_model(path, task).to(device)
-    for model in models.values():
-        require_task_order(model, task)
-    dataset = tokenize_examples(tokenizer, examples, args.max_length)
+        models[path if path not in models else f"{path} ({i + 1})"] = load_model(path, task, trained=True).to(device)
+    if task.kind == "classification":
+        for model in models.values():
+            require_task_order(model, task)
+    examples = eval_examples(task, args)
+    dataset = task.encode(tokenizer, examples, args.max_length)
     result = compare(
         models,
         dataset,
@@ -69,14 +65,21 @@ def run(args: argparse.Namespace) -> int:
         args.bisection,
         args.batch_size,
         progress=True,
+        task=task,
     )
     result["task"] = task.name
     print(
-        f"{task.name}: {result['examples']} of {len(examples)} examples classified correctly by every model; "
+        f"{task.name}: {result['examples']} of {len(dataset)} examples predicted correctly by every model; "
         f"eps {args.eps} ({args.norm}), at most {args.steps} ascent steps, "
-        f"radii from {args.models[0]} (median {result['settings'].get('median_radius', 0):.3f})"
+        + (
+            f"radii from {args.models[0]} (median {result['settings']['median_radius']:.3f})"
+            if "median_radius" in result["settings"]
+            else "no radii (a causal LM or regression has no notion of a correct prediction)"
+            if "radii" in result["settings"]
+            else "no radii"
+        )
     )
-    print(format_table(result["rows"]) if result["rows"] else "no example is classified correctly by every model")
+    print(format_table(result["rows"]) if result["rows"] else "no example is predicted correctly by every model")
     if args.output:
         with open(args.output, "w") as f:
             json.dump(result, f, indent=2)

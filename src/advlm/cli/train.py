@@ -1,4 +1,5 @@
-"""`advlm train`: fine-tune a model on a GLUE task (or your own files) with an adversarial method."""
+"""`advlm train`: fine-tune a model on a task (GLUE, CoNLL-2003, CommonsenseQA, ARC, or your own files of any
+kind) with an adversarial method."""
 
 from __future__ import annotations
 
@@ -8,12 +9,27 @@ from advlm.config import TrainConfig, config_fields, read_yaml, split_settings
 from advlm.errors import AdvlmError
 
 RUN_FLAGS = {
-    "task": (str, "GLUE task: cola sst2 mrpc stsb qqp mnli mnli-mm qnli rte wnli"),
+    "task": (
+        str,
+        "built-in task: cola sst2 mrpc stsb qqp mnli mnli-mm qnli rte wnli (GLUE), conll2003, commonsenseqa, "
+        "arc-easy, arc-challenge; with --task-type, a name for your own task",
+    ),
+    "task_type": (
+        str,
+        "kind of your own data (with --train-file/--eval-file): classification, regression, token-classification, "
+        "multiple-choice, question-answering, causal-lm",
+    ),
+    "text_fields": (str, "classification/regression of your own data: the text field(s), 'a' or 'a,b' (default: text)"),
+    "label_field": (str, "classification/regression of your own data: the label field (default: label)"),
+    "doc_stride": (int, "question answering: tokens shared by consecutive windows of a long context (default: 32)"),
     "method": (str, "training method (see `advlm list`)"),
     "model": (str, "local Hugging Face model folder or hub id (default: the packaged MiniLM)"),
     "output_dir": (str, "run directory: model, config.yaml, metrics.json"),
-    "data_dir": (str, "folder of GLUE task folders (default: $ADVLM_DATA_DIR, else ../shared/data/glue)"),
-    "train_file": (str, "your own training file (.tsv/.jsonl/.csv) instead of the task's"),
+    "data_dir": (
+        str,
+        "folder of the tasks' data (glue/, conll2003/, ...; default: $ADVLM_DATA_DIR, else ../shared/data)",
+    ),
+    "train_file": (str, "your own training file instead of the task's (.jsonl/.csv/.tsv; CoNLL; SQuAD .json)"),
     "eval_file": (str, "your own evaluation file instead of the task's dev split"),
     "epochs": (float, "training epochs"),
     "lr": (float, "peak learning rate (AdamW, linear warm-up and decay)"),

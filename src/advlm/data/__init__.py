@@ -1,16 +1,7 @@
-"""GLUE tasks and user data: the task table, file loading with clear errors, tokenization and collation."""
+"""Data plumbing shared by the task kinds: finding and reading files with line numbers, tokenized datasets
+and per-batch padding. The tasks themselves are in `advlm.tasks`."""
 
-from advlm.data.collate import TokenizedDataset, tokenize_examples
-from advlm.data.loading import Example, load_split, resolve_data_dir
-from advlm.data.tasks import TASKS, Task, get_task
+from advlm.data.collate import PaddingCollator, TokenizedDataset, make_collator
+from advlm.data.loading import resolve_data_dir
 
-__all__ = [
-    "TASKS",
-    "Example",
-    "Task",
-    "TokenizedDataset",
-    "get_task",
-    "load_split",
-    "resolve_data_dir",
-    "tokenize_examples",
-]
+__all__ = ["PaddingCollator", "TokenizedDataset", "make_collator", "resolve_data_dir"]

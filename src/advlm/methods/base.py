@@ -1,9 +1,11 @@
 """The central abstraction: an adversarial method is a training step that owns its backward calls.
 
-`step(model, batch, backward)` runs the method's forward/backward passes on one batch and returns a
-`StepOutput`; it never touches the optimizer. `backward` defaults to `loss.backward()`; accelerate users pass
+`step(model, batch, backward, compute_loss)` runs the method's forward/backward passes on one batch and returns
+a `StepOutput`; it never touches the optimizer. `backward` defaults to `loss.backward()`; accelerate users pass
 `accelerator.backward`, and `AdversarialTrainer` passes its own (scaled for AMP and gradient accumulation).
-Hyper-parameters are dataclass fields whose `metadata["help"]` is also the CLI help.
+Every pass goes through `compute_loss`, the pass function `(model, inputs) -> (loss, outputs)` (`advlm.passes`);
+consistency terms read the outputs through the head adapter (`advlm.heads`), so every method works on every
+head. Hyper-parameters are dataclass fields whose `metadata["help"]` is also the CLI help.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from advlm.passes import PassFn, model_pass
 
 logger = logging.getLogger(__name__)
 Backward = Callable[[torch.Tensor], Any]
@@ -33,11 +37,10 @@ def default_backward(loss: torch.Tensor) -> None:
 
 @dataclass
 class StepOutput:
-    """What one `step` returns: the detached training loss, the clean logits when computed, and detached
-    scalar diagnostics (tensors, so that reading them does not force a device sync every step)."""
+    """What one `step` returns: the detached training loss and detached scalar diagnostics (tensors, so that
+    reading them does not force a device sync every step)."""
 
     loss: torch.Tensor
-    logits: torch.Tensor | None = None
     metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
 
 
@@ -50,6 +53,8 @@ class AdversarialMethod:
     passes: ClassVar[float] = 1.0
     #: whether the method feeds `inputs_embeds` (and so needs a model that accepts them)
     uses_embeddings: ClassVar[bool] = True
+    #: the tokenizer's special token ids, told by `prepare(model, tokenizer=...)`
+    special_token_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,27 +76,43 @@ class AdversarialMethod:
             if value is None or value < 0:
                 raise AdvlmError(f"{self.name}: {key} must be >= 0, got {value}")
 
-    def prepare(self, model: nn.Module) -> None:
-        """Check the model before any training (the methods here refuse models without `inputs_embeds`)."""
+    def prepare(self, model: nn.Module, tokenizer: Any = None, total_steps: int | None = None) -> None:
+        """Check the model before any training (the methods here refuse models without `inputs_embeds`), and
+        tell the method what it may need: the tokenizer's special tokens (TextAT's table skips them, QA's
+        context mask uses them) and the run's number of optimizer steps (SMART's teacher schedule)."""
         if self.uses_embeddings:
             from advlm.embeddings import check_accepts_inputs_embeds
 
             check_accepts_inputs_embeds(model)
+        if tokenizer is not None:
+            self.special_token_ids = list(getattr(tokenizer, "all_special_ids", []) or [])
+        if total_steps is not None:
+            self.on_train_begin(total_steps)
 
-    def step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward | None = None) -> StepOutput:
-        """Run the method's passes on `batch`, calling `backward(loss)` for each; never touches the optimizer."""
+    def step(
+        self,
+        model: nn.Module,
+        batch: Mapping[str, torch.Tensor],
+        backward: Backward | None = None,
+        compute_loss: PassFn | None = None,
+    ) -> StepOutput:
+        """Run the method's passes on `batch`, each through `compute_loss` (default: the model's own loss),
+        calling `backward(loss)` as the method needs; never touches the optimizer."""
         backward = backward or default_backward
+        compute_loss = compute_loss or model_pass
         self._calls = getattr(self, "_calls", 0) + 1
         if self._calls <= getattr(self, "adv_start_step", 0):
-            out = model(**batch)  # delayed start: plain fine-tuning for the first adv_start_step batches
-            backward(out.loss)
-            return StepOutput(out.loss.detach(), out.logits.detach())
+            loss, _ = compute_loss(model, dict(batch))  # delayed start: plain fine-tuning for a while
+            backward(loss)
+            return StepOutput(loss.detach())
         from advlm.embeddings import masks_shared_by_passes
 
         with masks_shared_by_passes():
-            return self.adversarial_step(model, batch, backward)
+            return self.adversarial_step(model, batch, backward, compute_loss)
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         raise NotImplementedError
 
     def on_train_begin(self, total_steps: int) -> None:

@@ -24,6 +24,7 @@ from torch import nn
 from advlm.embeddings import StepLookup, forward_embeds, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared, sync_unless_last
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import ascend, example_norm
 
 
@@ -41,20 +42,22 @@ class FGM(AdversarialMethod):
 
     passes = 2.0
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
         zero = torch.zeros_like(lookup.words, dtype=torch.float32).requires_grad_()
         with sync_unless_last(model, last=False):
-            clean = forward_embeds(model, batch, zero, words=lookup.for_pass(last=False))
-            backward(clean.loss)
+            clean_loss, _ = forward_embeds(model, batch, zero, lookup.for_pass(last=False), compute_loss)
+            backward(clean_loss)
         delta = ascend(zero, zero.grad, mask, self.step_size, self.eps, self.norm).detach()
-        adv = forward_embeds(model, batch, delta, words=lookup.for_pass(last=True))
-        adv_loss, finite = guarded(adv.loss, model, self)
-        backward(self.weight * adv_loss + (0.0 if finite else lookup.carry()))
-        loss = clean.loss.detach() + self.weight * adv_loss.detach()
+        adv_loss, _ = forward_embeds(model, batch, delta, lookup.for_pass(last=True), compute_loss)
+        guarded_loss, finite = guarded(adv_loss, model, self)
+        backward(self.weight * guarded_loss + (0.0 if finite else lookup.carry()))
+        loss = clean_loss.detach() + self.weight * guarded_loss.detach()
         metrics = {
-            "clean_loss": clean.loss.detach(),
-            "adv_loss": adv.loss.detach(),
+            "clean_loss": clean_loss.detach(),
+            "adv_loss": adv_loss.detach(),
             "delta_norm": example_norm(delta).mean(),
         }
-        return StepOutput(loss, clean.logits.detach(), metrics)
+        return StepOutput(loss, metrics)

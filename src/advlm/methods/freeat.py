@@ -9,7 +9,7 @@ paper divides the number of epochs by K (we do not: pass `--epochs` accordingly)
 
 Departures: Shafahi et al. use the gradient sign (an linf step); we use FreeLB's normalized step and ball
 (l2 by default, linf available). A batch is recognized as new by counting replays; a replay whose shape
-differs from the carried `delta` also starts a new one.
+differs from the carried `delta` also starts a new one (inputs of any leading shape: B x T, B x C x T).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import nn
 from advlm.embeddings import embed, forward_embeds, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import ascend, example_norm, init_delta
 
 
@@ -64,9 +65,15 @@ class FreeAT(AdversarialMethod):
         self._delta: torch.Tensor | None = None
         self._replay = -1  # position of the current call within its batch's replays
 
-    def step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward | None = None) -> StepOutput:
+    def step(
+        self,
+        model: nn.Module,
+        batch: Mapping[str, torch.Tensor],
+        backward: Backward | None = None,
+        compute_loss: PassFn | None = None,
+    ) -> StepOutput:
         self._replay = (self._replay + 1) % self.steps  # counted during a delayed start too
-        return super().step(model, batch, backward)
+        return super().step(model, batch, backward, compute_loss)
 
     @property
     def optimizer_steps_per_batch(self) -> int:
@@ -75,17 +82,19 @@ class FreeAT(AdversarialMethod):
     def wrap_dataloader(self, dataloader: Iterable) -> Iterable:
         return Replay(dataloader, self.steps)
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         mask = token_mask(batch)
-        if self._replay == 0 or self._delta is None or self._delta.shape[:2] != mask.shape:
+        if self._replay == 0 or self._delta is None or self._delta.shape[:-1] != mask.shape:
             self._delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
         delta = self._delta.requires_grad_()
-        out = forward_embeds(model, batch, delta)
-        loss, finite = guarded(out.loss, model, self)
+        adv_loss, _ = forward_embeds(model, batch, delta, compute_loss=compute_loss)
+        loss, finite = guarded(adv_loss, model, self)
         backward(loss)
         if finite:
             self._delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm).detach()
         else:
             self._delta = torch.zeros_like(delta.detach())
-        metrics = {"adv_loss": out.loss.detach(), "delta_norm": example_norm(delta.detach()).mean()}
-        return StepOutput(out.loss.detach(), out.logits.detach(), metrics)
+        metrics = {"adv_loss": adv_loss.detach(), "delta_norm": example_norm(delta.detach()).mean()}
+        return StepOutput(adv_loss.detach(), metrics)

@@ -34,6 +34,7 @@ from advlm.methods.base import (
     sync_unless_last,
 )
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import ascend, example_norm, init_delta
 
 
@@ -55,14 +56,16 @@ class FreeLB(AdversarialMethod):
     def passes(self) -> float:  # type: ignore[override]
         return float(self.steps)
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
         delta = init_delta(lookup.words, mask, self.init_mag, self.norm, self.eps)
 
         def ascent(delta: torch.Tensor) -> torch.Tensor:
             return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm)
 
-        return free_passes(self, model, batch, backward, lookup, delta, ascent)[0]
+        return free_passes(self, model, batch, backward, compute_loss, lookup, delta, ascent)[0]
 
 
 def free_passes(
@@ -70,6 +73,7 @@ def free_passes(
     model: nn.Module,
     batch: Mapping[str, torch.Tensor],
     backward: Backward,
+    compute_loss: PassFn,
     lookup: StepLookup,
     delta: torch.Tensor,
     ascent: Callable[[torch.Tensor], torch.Tensor],
@@ -80,19 +84,18 @@ def free_passes(
     steps = method.steps
     delta = delta.requires_grad_()
     replay = dropout_replay(batch) if method.same_dropout else None
-    losses, logits = [], None
+    losses = []
     for t in range(steps):
         last = t == steps - 1
         if t > 0 and replay is not None:
             replay.restore()
         with sync_unless_last(model, last):
-            out = forward_embeds(model, batch, delta, words=lookup.for_pass(last))
-            loss, finite = guarded(out.loss, model, method)
+            pass_loss, _ = forward_embeds(model, batch, delta, lookup.for_pass(last), compute_loss)
+            loss, finite = guarded(pass_loss, model, method)
             if not finite and last:
                 loss = loss + lookup.carry()
             backward(loss / steps)
-        losses.append(out.loss.detach())
-        logits = out.logits.detach() if t == 0 else logits
+        losses.append(pass_loss.detach())
         if not finite:  # the remaining passes see the clean input
             delta = torch.zeros_like(delta).requires_grad_()
         elif not last:
@@ -102,4 +105,4 @@ def free_passes(
         "loss_last_pass": losses[-1],
         "delta_norm": example_norm(delta.detach()).mean(),
     }
-    return StepOutput(torch.stack(losses).mean(), logits, metrics), delta.detach()
+    return StepOutput(torch.stack(losses).mean(), metrics), delta.detach()

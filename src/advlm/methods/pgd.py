@@ -20,6 +20,7 @@ from torch import nn
 from advlm.embeddings import embed, forward_embeds, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import ascend, example_norm, init_delta
 
 
@@ -40,23 +41,25 @@ class PGD(AdversarialMethod):
     def passes(self) -> float:  # type: ignore[override]
         return float(self.steps + 1)
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         mask = token_mask(batch)
         delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps).requires_grad_()
         guard = model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad()
         first = None
         with guard:
             for _ in range(self.steps):
-                loss = forward_embeds(model, batch, delta).loss
+                loss, _ = forward_embeds(model, batch, delta, compute_loss=compute_loss)
                 first = loss.detach() if first is None else first
                 (grad,) = torch.autograd.grad(loss, delta)
                 delta = ascend(delta, grad, mask, self.step_size, self.eps, self.norm)
-        out = forward_embeds(model, batch, delta.detach())
-        loss, _ = guarded(out.loss, model, self)  # non-finite: a zero gradient, not a NaN one
+        adv_loss, _ = forward_embeds(model, batch, delta.detach(), compute_loss=compute_loss)
+        loss, _ = guarded(adv_loss, model, self)  # non-finite: a zero gradient, not a NaN one
         backward(loss)
         metrics = {
             "loss_first_pass": first,
-            "adv_loss": out.loss.detach(),
+            "adv_loss": adv_loss.detach(),
             "delta_norm": example_norm(delta.detach()).mean(),
         }
-        return StepOutput(out.loss.detach(), out.logits.detach(), metrics)
+        return StepOutput(adv_loss.detach(), metrics)

@@ -4,8 +4,9 @@ Regularized Optimization", Jiang et al., ACL 2020, https://arxiv.org/abs/1911.03
 loss = task_loss + weight * R_s + mu * D_Breg, where
 - R_s (smoothness-inducing adversarial regularizer) = l_s(f(x + delta), f(x)), delta from noise N(0, sigma^2)
   (`init_mag` = sigma) and `steps` (T) ascent steps on l_s against the *detached* clean outputs; l_s is the
-  symmetric KL (each direction detaches its target side; per-example mean) for classification and squared
-  error for regression.
+  symmetric KL (each direction detaches its target side) for class distributions and squared error for
+  regression, read through the head adapter (`advlm.heads`): per example for sequence-level heads, averaged
+  over the positions that count for token-level ones (labelled tokens, response tokens, QA context).
 - D_Breg (Bregman proximal point, momentum form) = l_s(f(x; theta), f(x; theta~)) against a mean teacher
   theta~, an exponential moving average of the parameters with `beta_early` for the first `beta_switch`
   fraction of the run's steps and `beta` after. Its authors never released this part.
@@ -15,27 +16,22 @@ shared with the clean one), and a teacher forward: about 2 + T + 1/3 forward+bac
 
 The ascent step follows the reference codes (mt-dnn, smart-pytorch), not the paper's Algorithm 1:
 - code (default): delta <- delta + eta * grad, the gradient as it is, then each token rescaled to max-abs
-  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3, eta * grad is ~0.003 of the noise or less (dropout on,
-  as in training; ~1e-7 with it off; benchmarks/analysis/smart_perturbation_scale.py), so the perturbation is
-  the noise's direction: random.
+  `eps` (theirs: 1). With sigma = 1e-5 and eta = 1e-3 the step is small against the noise, so the
+  perturbation keeps the noise's direction (docs/methods.md, "SMART's step").
 - paper (`normalized_step`): the gradient normalized per token by its max-abs before the step of eta, and
-  the result in the eps ball (the paper's eps is 1e-5). Before 2026-11-28 advlm took this step with the
-  code's eps = 1: an adversarial perturbation as large as a token's word embedding, far stronger than either
-  (SMART's smoothness term on a fine-tuned SST-2 model: 1.37, against 0.18 with the code's step at eps 0.1
-  and 0.04 from dropout alone; benchmarks/analysis/smart_dropout_share.py). SMART underfitted GLUE with it
-  (the H100 notes).
+  the result in the eps ball (the paper's eps is 1e-5).
 
 Departures and choices:
 - The reference codes perturb the embedding module's output (after its LayerNorm), where max-abs 1 is about
   0.6x a token's norm; advlm perturbs the word-embedding lookup, as every method here, where max-abs 1 is
-  about 5.6x (the default model; same script). So `eps` defaults to 0.1, the code's radius at its relative
-  size (before 2026-11-28: 1).
-- The teacher is a deep copy (cloned tensors, never aliases), run in eval mode (no dropout), updated at the
-  start of each step from the current parameters: theta~ <- beta theta~ + (1 - beta) theta, after its use.
-  Without a Trainer, call `on_train_begin(total_steps)` for the beta schedule (else it switches at 1000).
-- The ascent passes run under DDP's `no_sync`.
-- All passes perturb one word-embedding lookup (the clean pass's), so the table's gradient is computed once,
-  and the perturbed passes ask the model for logits only (no task loss computed and thrown away).
+  several times a token's norm. So `eps` defaults to 0.1, the code's radius at its relative size.
+- The teacher is a deep copy (cloned tensors, never aliases), run in eval mode (no dropout), and moved
+  towards the current parameters after its use in each step: theta~ <- beta theta~ + (1 - beta) theta.
+  Tell the method the run's length (`prepare(model, total_steps=N)`; AdversarialTrainer does) for the beta
+  schedule; otherwise it switches at step 1000.
+- The ascent passes run under DDP's `no_sync`. Every pass, the teacher's included, goes through the pass
+  function, so a Trainer's `compute_loss` override sees them all.
+- All passes perturb one word-embedding lookup (the clean pass's), so the table's gradient is computed once.
 """
 
 from __future__ import annotations
@@ -49,9 +45,10 @@ import torch
 from torch import nn
 
 from advlm.embeddings import embed, forward_embeds, model_inputs, token_mask, unwrap
-from advlm.losses import divergence, is_regression
+from advlm.heads import QUESTION_ANSWERING, consistency, detached, head_of, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, hparam, shared
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import ascend, init_delta, project, raw_ascend
 
 DEFAULT_SWITCH_STEP = 1000
@@ -104,56 +101,59 @@ class SMART(AdversarialMethod):
     def on_train_begin(self, total_steps: int) -> None:
         self._switch_step = int(self.beta_switch * total_steps)
 
-    def _teacher_logits(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        student = unwrap(model)
+    def _teacher_outputs(self, model: nn.Module, batch: Mapping[str, torch.Tensor], compute_loss: PassFn):
+        """The teacher's outputs on the clean batch (no gradient), through the pass function."""
         if self.teacher is None:
             self.init_teacher(model)
         with torch.no_grad():
             # through the embeddings path (the same function, tested) so that it shares the step's attention mask
             inputs = model_inputs(self.teacher, batch, embed(self.teacher, batch["input_ids"]))
-            logits = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-            decay = self.beta_early if self._updates < self._switch_step else self.beta
-            if self._lerp_lists is None or self._lerp_lists[0] is not student:  # listed once, not every step
-                self._lerp_lists = (
-                    student,
-                    list(self.teacher.parameters()),
-                    [p.detach() for p in student.parameters()],
-                )
-            # one multi-tensor kernel for all parameters (a loop would launch one per parameter)
-            torch._foreach_lerp_(self._lerp_lists[1], self._lerp_lists[2], 1 - decay)
-        self._updates += 1
-        return logits
+            return compute_loss(self.teacher, inputs)[1]
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
-        regression = is_regression(model)
+    @torch.no_grad()
+    def _update_teacher(self, model: nn.Module) -> None:
+        """theta~ <- decay theta~ + (1 - decay) theta, in one multi-tensor kernel for all parameters."""
+        student = unwrap(model)
+        decay = self.beta_early if self._updates < self._switch_step else self.beta
+        if self._lerp_lists is None or self._lerp_lists[0] is not student:  # listed once, not every step
+            self._lerp_lists = (student, list(self.teacher.parameters()), [p.detach() for p in student.parameters()])
+        torch._foreach_lerp_(self._lerp_lists[1], self._lerp_lists[2], 1 - decay)
+        self._updates += 1
+
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
+        head = head_of(model)
+        specials = special_ids(model, self.special_token_ids) if head == QUESTION_ANSWERING else ()
         mask = token_mask(batch)
         embeds = embed(model, batch["input_ids"])
-        clean = model(**model_inputs(model, batch, embeds))
-        total, metrics = clean.loss, {"task_loss": clean.loss.detach()}
+        task_loss, clean = compute_loss(model, model_inputs(model, batch, embeds))
+        total, metrics = task_loss, {"task_loss": task_loss.detach()}
         if self.smoothness and self.weight > 0:
+            target = detached(clean)
             delta = init_delta(embeds, mask, self.init_mag, self.norm).requires_grad_()
             with model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad():
                 for _ in range(self.steps):
-                    logits = forward_embeds(model, batch, delta, words=embeds, loss=False).logits
-                    inner = divergence(logits, clean.logits.detach(), regression)
+                    _, noisy = forward_embeds(model, batch, delta, embeds, compute_loss)
+                    inner = consistency(head, noisy, target, batch, specials)
                     (grad,) = torch.autograd.grad(inner, delta)
                     if self.normalized_step:
                         delta = ascend(delta, grad, mask, self.step_size, 0.0, self.norm)
                     else:  # projects as it steps
                         delta = raw_ascend(delta, grad, mask, self.step_size, self.eps, self.norm)
             delta = project(delta.detach(), mask, self.eps, self.norm) if self.normalized_step else delta.detach()
-            reg = divergence(
-                forward_embeds(model, batch, delta, words=embeds, loss=False).logits, clean.logits, regression
-            )
+            _, noisy = forward_embeds(model, batch, delta, embeds, compute_loss)
+            reg = consistency(head, noisy, clean, batch, specials)
             total = total + self.weight * reg
             metrics["smoothness"] = reg.detach()
         if self.bregman and self.mu > 0:
-            breg = divergence(clean.logits, self._teacher_logits(model, batch), regression)
+            breg = consistency(head, clean, self._teacher_outputs(model, batch, compute_loss), batch, specials)
+            self._update_teacher(model)
             total = total + self.mu * breg
             metrics["bregman"] = breg.detach()
         loss, _ = guarded(total, model, self)
         backward(loss)
-        return StepOutput(total.detach(), clean.logits.detach(), metrics)
+        return StepOutput(total.detach(), metrics)
 
     def state_dict(self) -> dict[str, Any]:
         if self.teacher is None:

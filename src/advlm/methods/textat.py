@@ -10,13 +10,16 @@ the batch's tokens are written back to Z; a token that occurs several times in a
 perturbations. Special tokens and padding never read from or write to Z. Cost: K forward+backward passes.
 
 Departures: the reference does not divide the loss by K; we do (the parameter gradient is the mean over the
-K passes, as in FreeLB). The reference's table update fails on current torch; ours uses index_add.
-`table_dtype=bfloat16` halves the table's memory (30k x 768 fp32 is 92 MB). The table travels with
-checkpoints through `state_dict` (AdversarialTrainer saves it beside the weights).
+K passes, as in FreeLB). The reference's table update fails on current torch; ours is one `scatter_reduce_`
+(mean) without a host sync. The table has one row per vocabulary entry of any model (inputs of any leading
+shape: B x T, or B x C x T for multiple choice); it is made at the first step, and its size is logged then:
+vocabulary x hidden x 4 bytes (docs/methods.md gives sizes), which `table_dtype=bfloat16` halves. The table travels with checkpoints through `state_dict` (AdversarialTrainer
+saves it beside the weights).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +27,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import StepLookup, token_mask, unwrap, word_embeddings
+from advlm.embeddings import StepLookup, token_mask, word_embeddings
+from advlm.heads import id_tensor, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, hparam, shared
 from advlm.methods.freelb import free_passes
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 from advlm.perturbation import TINY, ascend, init_delta, project
 
-SPECIAL_CONFIG_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
+logger = logging.getLogger(__name__)
 
 
 @register("textat")
@@ -60,9 +65,6 @@ class TextAT(AdversarialMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.table: torch.Tensor | None = None
-        #: token ids that never get a table row; set from the tokenizer by AdversarialTrainer
-        self.special_token_ids: list[int] = []
-        self._special: tuple = (None, None)  # (ids and device, those ids as a device tensor), made once
 
     @property
     def passes(self) -> float:  # type: ignore[override]
@@ -73,22 +75,28 @@ class TextAT(AdversarialMethod):
         if self.table is None:
             dtype = torch.bfloat16 if self.table_dtype == "bfloat16" else torch.float32
             self.table = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
+            size = self.table.numel() * self.table.element_size()
+            logger.info(
+                "textat: token table %d x %d in %s, %.0f MB%s",
+                *weight.shape,
+                self.table_dtype,
+                size / 1e6,
+                " (table_dtype=bfloat16 would halve it)" if dtype == torch.float32 else "",
+            )
         return self.table
 
     def _table_mask(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """True at the tokens that read and write the table: real tokens that are not special."""
         ids = batch["input_ids"]
-        config = getattr(unwrap(model), "config", None)
-        special = set(self.special_token_ids) | {getattr(config, k, None) for k in SPECIAL_CONFIG_KEYS}
-        special.discard(None)
+        special = special_ids(model, self.special_token_ids)
         keep = token_mask(batch).bool()
         if special:
-            key = (tuple(sorted(special)), ids.device)
-            if self._special[0] != key:  # not copied to the device every step
-                self._special = (key, torch.tensor(key[0], device=ids.device))
-            keep &= ~torch.isin(ids, self._special[1])
+            keep &= ~torch.isin(ids, id_tensor(special, ids.device))
         return keep
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
         ids, mask = batch["input_ids"], token_mask(batch)
         table, rows = self._ensure_table(model), self._table_mask(model, batch)
         lookup = StepLookup(model, ids)
@@ -97,12 +105,12 @@ class TextAT(AdversarialMethod):
         delta = project(start, mask, self.eps, self.norm)
 
         def ascent(delta: torch.Tensor) -> torch.Tensor:
-            token_norm = delta.detach().norm(dim=-1)  # B x T: n_i = ||delta_i|| / max_j ||delta_j||
-            peak = token_norm.amax(dim=1, keepdim=True)
+            token_norm = delta.detach().norm(dim=-1)  # ... x T: n_i = ||delta_i|| / max_j ||delta_j||
+            peak = token_norm.amax(dim=-1, keepdim=True)
             scale = torch.where(peak > 0, token_norm / peak.clamp_min(TINY), torch.ones_like(token_norm))
             return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm, token_scale=scale)
 
-        out, final = free_passes(self, model, batch, backward, lookup, delta, ascent)
+        out, final = free_passes(self, model, batch, backward, compute_loss, lookup, delta, ascent)
         self._write_back(ids, rows, final)
         return out
 

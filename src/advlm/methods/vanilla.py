@@ -10,17 +10,20 @@ from torch import nn
 
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput
 from advlm.methods.registry import register
+from advlm.passes import PassFn
 
 
 @register("vanilla")
 @dataclass
 class Vanilla(AdversarialMethod):
-    """Standard fine-tuning. Cost: 1 forward + 1 backward. Feeds `input_ids` as is (no embedding access)."""
+    """Standard fine-tuning. Cost: 1 forward + 1 backward. Feeds the batch as is (no embedding access)."""
 
     passes = 1.0
     uses_embeddings = False
 
-    def adversarial_step(self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward) -> StepOutput:
-        out = model(**batch)
-        backward(out.loss)
-        return StepOutput(out.loss.detach(), out.logits.detach())
+    def adversarial_step(
+        self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
+    ) -> StepOutput:
+        loss, _ = compute_loss(model, dict(batch))
+        backward(loss)
+        return StepOutput(loss.detach())

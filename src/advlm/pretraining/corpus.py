@@ -39,14 +39,14 @@ def read_lines(path: str | Path, max_lines: int | None = None) -> list[str]:
 
 
 def glue_corpus(data_dir: str | None = None) -> list[str]:
-    from advlm.data import TASKS, load_split
+    from advlm.tasks.glue import GLUE_TASKS
 
     seen: dict[str, None] = {}
-    for task in TASKS.values():
+    for task in GLUE_TASKS.values():
         if "train" not in task.splits or task.name == "mnli-mm":
             continue
         try:
-            examples = load_split(task, "train", data_dir)
+            examples = task.load("train", data_dir)
         except AdvlmError:
             continue  # a task whose files are not there
         for ex in examples:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from advlm.data.loading import Example, parse_label
-from advlm.data.tasks import Task
 from advlm.errors import AdvlmError
+from advlm.tasks.classification import ClassificationTask as Task
+from advlm.tasks.classification import Example, output_order
 
 ADVGLUE_TASKS = ("sst2", "qqp", "mnli", "mnli-mm", "qnli", "rte")
 
@@ -50,20 +48,8 @@ def load_advglue(path: str | Path, task: Task) -> list[Example]:
         label = record.get("label")
         if not isinstance(label, int) or isinstance(label, bool):
             raise AdvlmError(f"{where}: label {label!r} must be an integer id 0..{task.num_labels - 1}")
-        examples.append(Example(tuple(record[f] for f in task.text_fields), parse_label(task, label, where)))
+        examples.append(Example(tuple(record[f] for f in task.text_fields), task.parse_label(label, where)))
     return examples
-
-
-def output_order(config, task: Task) -> list[int]:
-    """For each of the task's labels, the model output that predicts it (identity for generic LABEL_i)."""
-    label2id = {str(k): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
-    if task.label_names and all(name in label2id for name in task.label_names):
-        return [label2id[name] for name in task.label_names]
-    return list(range(task.num_labels))
-
-
-def reorder_logits(logits: np.ndarray, config, task: Task) -> np.ndarray:
-    return np.asarray(logits)[:, output_order(config, task)]
 
 
 def require_task_order(model, task: Task) -> None:

@@ -2,10 +2,15 @@
 eps ball on the word embeddings, Delta L_max(X, eps) = max_{||delta|| <= eps} L(f(X + delta), y) - L(f(X), y).
 
 Per example, models in eval mode, maximized by normalized-gradient ascent (l2 ball by default), batched.
+It is head-agnostic: an example's loss is read through the head adapter (`advlm.heads.example_losses`: the
+cross-entropy of its class or choice, the mean over its labelled tokens or response tokens, the mean of the
+start and end losses of a QA window).
 - "M-Inc": the median increase over examples at a fixed eps; "N-Loss": the median clean loss.
 - "M-Inc (R)": per-example radii chosen on the first (reference) model as the largest radius whose maximal
-  loss keeps the prediction correct (loss <= -log 0.5), found by bisection, then applied to every model.
-- Only examples that every compared model classifies correctly are used.
+  loss keeps the prediction correct (loss <= -log 0.5, and for heads with several predictions per example
+  every one of them still right), found by bisection, then applied to every model. Heads without a notion of
+  a correct prediction (regression, causal LM) have no radii and report M-Inc and N-Loss only.
+- Only examples that every compared model predicts correctly are used (all, for those heads).
 
 Departures: the reference runs up to 2000 ascent steps with batch size 1; we batch examples and cap the
 steps (`steps`, reported). The step size is 2.5 * radius / steps (Madry et al.'s rule). For a list of
@@ -20,19 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from advlm.data.collate import TokenizedDataset, make_collator
+from advlm.data.collate import TokenizedDataset
 from advlm.embeddings import embed, model_inputs, token_mask
+from advlm.heads import example_correct, example_losses, head_of
 from advlm.perturbation import ascend
 
 CORRECT_LOSS = math.log(2.0)  # cross-entropy of a prediction that is still (barely) correct for 2 classes
-
-
-def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
 @dataclass
@@ -51,28 +52,32 @@ def worst_case(
     norm: str = "l2",
     start: torch.Tensor | None = None,
 ) -> Ascent:
-    """Ascend the per-example loss within radius `eps` (a float or per-example radii) for `steps` steps."""
-    ids, labels, mask = batch["input_ids"], batch["labels"], token_mask(batch)
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    """Ascend the per-example loss within radius `eps` (a float or per-example radii) for `steps` steps. A
+    multiple-choice example's radius bounds each of its choices' perturbations."""
+    head, ids, mask = head_of(model), batch["input_ids"], token_mask(batch)
     clean_embeds = embed(model, ids).detach()
     radius = eps if torch.is_tensor(eps) else torch.full((len(ids),), float(eps), device=ids.device)
+    radius = radius.view(-1, *[1] * (mask.dim() - 2)).expand(mask.shape[:-1])  # one per sequence
     step_size = 2.5 * radius / max(steps, 1)
     delta = (start if start is not None else torch.zeros_like(clean_embeds, dtype=torch.float32)).clone()
     best_loss = best_correct = best_delta = clean_loss = None
+
+    def judged(outputs) -> tuple[torch.Tensor, torch.Tensor]:
+        correct = example_correct(head, outputs, batch)
+        losses = example_losses(head, outputs, batch)
+        return losses, (torch.ones_like(losses, dtype=torch.bool) if correct is None else correct)
+
     for s in range(steps + 1):
         delta.requires_grad_(True)
-        logits = model(**model_inputs(model, inputs, clean_embeds + delta)).logits
-        losses = example_losses(logits, labels)
-        correct = logits.argmax(-1) == labels
+        losses, correct = judged(model(**model_inputs(model, batch, clean_embeds + delta)))
         if s == 0:
             with torch.no_grad():
-                clean_logits = model(**model_inputs(model, inputs, clean_embeds)).logits
-            clean_loss = example_losses(clean_logits, labels).detach()
-            best_loss, best_correct, best_delta = clean_loss.clone(), clean_logits.argmax(-1) == labels, delta.detach()
+                clean_loss, clean_correct = judged(model(**model_inputs(model, batch, clean_embeds)))
+            best_loss, best_correct, best_delta = clean_loss.clone(), clean_correct, delta.detach()
         better = losses.detach() > best_loss
         best_loss = torch.where(better, losses.detach(), best_loss)
         best_correct = torch.where(better, correct, best_correct)
-        best_delta = torch.where(better.view(-1, 1, 1), delta.detach(), best_delta)
+        best_delta = torch.where(better.view(-1, *[1] * (delta.dim() - 1)), delta.detach(), best_delta)
         if s == steps or not bool((radius > 0).any()):
             break
         (grad,) = torch.autograd.grad(losses.sum(), delta)
@@ -80,10 +85,11 @@ def worst_case(
     return Ascent(clean_loss, best_loss, best_correct, best_delta)
 
 
-def _batches(dataset: TokenizedDataset, tokenizer, batch_size: int, device):
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=make_collator(tokenizer))
-    for batch in loader:
-        yield {k: v.to(device) for k, v in batch.items()}
+def _batches(dataset: TokenizedDataset, tokenizer, batch_size: int, device, task=None):
+    from advlm.evaluation import batches
+    from advlm.tasks import get_task
+
+    yield from batches(dataset, task or get_task("sst2"), tokenizer, batch_size, device)
 
 
 def loss_increase(
@@ -96,8 +102,10 @@ def loss_increase(
     norm: str = "l2",
     batch_size: int = 32,
     progress: bool = False,
+    task=None,
 ) -> dict:
-    """Per-example clean loss and maximal loss at each radius in `eps` (and at per-example `radii`)."""
+    """Per-example clean loss and maximal loss at each radius in `eps` (and at per-example `radii`). `task`
+    collates the batches (default: a sentence-classification task's padding)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -105,7 +113,7 @@ def loss_increase(
     clean, worst, at_r_loss, at_r_correct = [], {e: [] for e in eps_list}, [], []
     offset = 0
     for batch in tqdm(
-        list(_batches(dataset, tokenizer, batch_size, device)), desc="loss increase", disable=not progress
+        list(_batches(dataset, tokenizer, batch_size, device, task)), desc="loss increase", disable=not progress
     ):
         n = len(batch["input_ids"])
         start = None
@@ -138,22 +146,42 @@ def correct_radii(
     norm: str = "l2",
     batch_size: int = 32,
     progress: bool = False,
+    task=None,
 ) -> np.ndarray:
-    """Per example, the largest radius (bisection in [0, r_max]) whose maximal loss stays <= -log 0.5."""
+    """Per example, the largest radius (bisection in [0, r_max]) whose maximal loss stays <= -log 0.5 with
+    the prediction still correct."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     radii = []
-    for batch in tqdm(list(_batches(dataset, tokenizer, batch_size, device)), desc="radii", disable=not progress):
+    batches = list(_batches(dataset, tokenizer, batch_size, device, task))
+    for batch in tqdm(batches, desc="radii", disable=not progress):
         lo = torch.zeros(len(batch["input_ids"]), device=device)
         hi = torch.full_like(lo, r_max)
         for _ in range(iterations):
             mid = (lo + hi) / 2
-            ok = worst_case(model, batch, mid, steps, norm).worst_loss <= CORRECT_LOSS
+            result = worst_case(model, batch, mid, steps, norm)
+            ok = (result.worst_loss <= CORRECT_LOSS) & result.worst_correct
             lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
         radii.append(lo.cpu())
     model.train(was_training)
     return torch.cat(radii).numpy()
+
+
+@torch.no_grad()
+def predicted_correctly(model: nn.Module, dataset: TokenizedDataset, tokenizer, batch_size: int, task=None):
+    """Whether the model predicts each example correctly (None for heads without such a notion)."""
+    was_training = model.training
+    model.eval()
+    head, device, flags = head_of(model), next(model.parameters()).device, []
+    for batch in _batches(dataset, tokenizer, batch_size, device, task):
+        correct = example_correct(head, model(**batch), batch)
+        if correct is None:
+            model.train(was_training)
+            return None
+        flags.append(correct.cpu())
+    model.train(was_training)
+    return torch.cat(flags).numpy()
 
 
 def compare(
@@ -167,17 +195,18 @@ def compare(
     iterations: int = 6,
     batch_size: int = 32,
     progress: bool = False,
+    task=None,
 ) -> dict:
     """FreeLB's Table 5 for `models` (the first is the reference for the radii), on the examples that every
-    model classifies correctly. Returns {"rows": [...], "examples": n, "settings": {...}}."""
-    from advlm.evaluation import predict
-
-    labels = np.array([f["labels"] for f in dataset.features])
+    model predicts correctly. Returns {"rows": [...], "examples": n, "settings": {...}}."""
     correct = np.ones(len(dataset), dtype=bool)
+    judged = True
     for model in models.values():
-        logits = predict(model, dataset, tokenizer, batch_size)
-        correct &= logits.argmax(-1) == labels
-    common = TokenizedDataset([f for f, ok in zip(dataset.features, correct) if ok])
+        flags = predicted_correctly(model, dataset, tokenizer, batch_size, task)
+        judged = flags is not None
+        if judged:
+            correct &= flags
+    common = TokenizedDataset([f for f, ok in zip(dataset.features, correct) if ok], dataset.meta)
     settings = {
         "eps": eps,
         "steps": steps,
@@ -190,18 +219,20 @@ def compare(
     if len(common) == 0:
         return {"rows": [], "examples": 0, "settings": settings}
     reference = next(iter(models.values()))
-    radii = correct_radii(reference, common, tokenizer, r_max, iterations, steps, norm, batch_size, progress)
+    radii = None
+    if judged:
+        radii = correct_radii(reference, common, tokenizer, r_max, iterations, steps, norm, batch_size, progress, task)
+        settings["median_radius"] = float(np.median(radii))
+    else:
+        settings["radii"] = "none: this head has no notion of a correct prediction"
     rows = []
     for name, model in models.items():
-        r = loss_increase(model, common, tokenizer, [eps], radii, steps, norm, batch_size, progress)
-        rows.append(
-            {
-                "model": name,
-                "M-Inc": float(np.median(r["worst_loss"][eps] - r["clean_loss"])),
-                "M-Inc (R)": float(np.median(r["worst_loss_at_radius"] - r["clean_loss"])),
-                "N-Loss": float(np.median(r["clean_loss"])),
-                "robust acc @R": float(np.mean(r["correct_at_radius"])),
-            }
-        )
-    settings["median_radius"] = float(np.median(radii))
+        r = loss_increase(model, common, tokenizer, [eps], radii, steps, norm, batch_size, progress, task)
+        row = {"model": name, "M-Inc": float(np.median(r["worst_loss"][eps] - r["clean_loss"]))}
+        if radii is not None:
+            row["M-Inc (R)"] = float(np.median(r["worst_loss_at_radius"] - r["clean_loss"]))
+        row["N-Loss"] = float(np.median(r["clean_loss"]))
+        if radii is not None:
+            row["robust acc @R"] = float(np.mean(r["correct_at_radius"]))
+        rows.append(row)
     return {"rows": rows, "examples": len(common), "settings": settings}
