@@ -13,8 +13,8 @@ Departures: the reference does not divide the loss by K; we do (the parameter gr
 K passes, as in FreeLB). The reference's table update fails on current torch; ours is one `scatter_reduce_`
 (mean) without a host sync. The table has one row per vocabulary entry of any model (inputs of any leading
 shape: B x T, or B x C x T for multiple choice); it is made at the first step, and its size is logged then:
-vocabulary x hidden x 4 bytes (docs/methods.md gives sizes), which `table_dtype=bfloat16` halves. The table travels with checkpoints through `state_dict` (AdversarialTrainer
-saves it beside the weights).
+vocabulary x hidden x 4 bytes (docs/methods.md gives sizes), which `table_dtype=bfloat16` halves. The table
+travels with checkpoints through `state_dict` (AdversarialTrainer saves it beside the weights).
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ class TextAT(AdversarialMethod):
     eps: float = shared("eps", 0.14)
     init_mag: float = shared("init_mag", 0.16)
     same_dropout: bool = hparam(True, "reuse the same dropout masks in all K passes of a batch")
-    table_dtype: str = hparam("float32", "dtype of the global token table", choices=("float32", "bfloat16"))
+    table_dtype: str = hparam(
+        "float32",
+        "dtype of the global token table (vocabulary x hidden: 4 bytes a value in float32; bfloat16 halves it)",
+        choices=("float32", "bfloat16"),
+    )
     adv_start_step: int = shared("adv_start_step", 0)
     nan_guard: bool = shared("nan_guard", True)
 
