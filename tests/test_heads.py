@@ -183,3 +183,17 @@ def test_textat_table_serves_any_vocabulary_and_input_shape():
     other = build_method("textat", table_dtype="bfloat16")
     other.step(lm, tiny.head_batch(lm, "causal-lm"))
     assert other.table.shape == lm.get_input_embeddings().weight.shape and other.table.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_loss_increase_measure_works_on_every_head(kind):
+    from advlm.robustness.loss_increase import worst_case
+
+    model = tiny.head_model(kind).eval()
+    batch = tiny.head_batch(model, kind)
+    at_zero = worst_case(model, batch, 0.0, steps=3)
+    torch.testing.assert_close(at_zero.worst_loss, at_zero.clean_loss)
+    result = worst_case(model, batch, torch.tensor([0.5, 0.5, 0.0]), steps=3)
+    assert result.worst_loss.shape == (3,) and (result.worst_loss >= result.clean_loss).all()
+    assert (result.worst_loss[:2] > result.clean_loss[:2]).all() and result.worst_loss[2] == result.clean_loss[2]
+    assert float(example_norm(result.worst_delta).max()) <= 0.5 * (1 + 1e-5)

@@ -13,6 +13,8 @@ from transformers import (
     RobertaConfig,
 )
 
+from advlm.tasks import KINDS
+
 VOCAB = 100
 COMMON = dict(
     vocab_size=VOCAB,
@@ -87,14 +89,7 @@ def batch(model_or_config, lengths=(7, 4, 5), left_pad: bool = False, seed: int 
 
 
 # --- one tiny model and batch per head kind ---------------------------------------------------------------
-HEAD_KINDS = (
-    "classification",
-    "regression",
-    "token-classification",
-    "multiple-choice",
-    "question-answering",
-    "causal-lm",
-)
+HEAD_KINDS = KINDS  # every kind advlm has a head for
 NUM_TAGS = 5
 
 
