@@ -183,6 +183,31 @@ GRIDS["full-pertask"] = dataclasses.replace(
     robustness=False,
 )
 
+# The heads beyond sentence classification on 2 CPU cores: the default model fine-tuned on CoNLL-2003 (NER; a
+# slice of 8,000 sentences), CommonsenseQA (a slice of 4,000 questions, 5 choices) and ARC-Easy (all 2,251
+# questions, 3-5 choices), vanilla and FreeLB at its defaults, one seed, scored on the full dev sets.
+GRIDS["heads-quick"] = Grid(
+    name="heads-quick",
+    tasks=["conll2003", "commonsenseqa", "arc-easy"],
+    methods=["vanilla", "freelb"],
+    seeds=[1],
+    train=dict(epochs=2, lr=1e-4, batch_size=32, max_length=128),
+    per_task={
+        "conll2003": dict(max_train_samples=8000),
+        "commonsenseqa": dict(max_train_samples=4000, batch_size=16, max_length=64),
+        "arc-easy": dict(epochs=3, batch_size=16, max_length=96),
+    },
+)
+# The same heads on a GPU: every training example, vanilla and the three methods the quality target names, 5 seeds.
+GRIDS["heads"] = Grid(
+    name="heads",
+    tasks=["conll2003", "commonsenseqa", "arc-easy", "arc-challenge"],
+    methods=["vanilla", "freelb", "smart", "textat"],
+    seeds=[1, 2, 3, 4, 5],
+    train=dict(epochs=3, lr=5e-5, batch_size=32, max_length=128),
+    per_task={task: dict(batch_size=16) for task in ("commonsenseqa", "arc-easy", "arc-challenge")},
+)
+
 
 def run_name(task: str, method: str, seed: int) -> str:
     return f"{task}-{method}-s{seed}"

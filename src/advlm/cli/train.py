@@ -19,9 +19,9 @@ RUN_FLAGS = {
         "kind of your own data (with --train-file/--eval-file): classification, regression, token-classification, "
         "multiple-choice, question-answering, causal-lm",
     ),
-    "text_fields": (str, "classification/regression of your own data: the text field(s), 'a' or 'a,b' (default: text)"),
-    "label_field": (str, "classification/regression of your own data: the label field (default: label)"),
-    "doc_stride": (int, "question answering: tokens shared by consecutive windows of a long context (default: 32)"),
+    "text_fields": (str, "classification/regression of your own data: the text field(s), 'a' or 'a,b' (unset: text)"),
+    "label_field": (str, "classification/regression of your own data: the label field (unset: label)"),
+    "doc_stride": (int, "question answering: tokens shared by consecutive windows of a long context (unset: 32)"),
     "method": (str, "training method (see `advlm list`)"),
     "model": (str, "local Hugging Face model folder or hub id (default: the packaged MiniLM)"),
     "output_dir": (str, "run directory: model, config.yaml, metrics.json"),
@@ -79,7 +79,7 @@ def add_parser(sub, argv: list[str]) -> None:
             dest=name,
             type=kind,
             default=argparse.SUPPRESS,
-            help=f"{help_text} (default: {default})",
+            help=help_text if default is None else f"{help_text} (default: {default})",
         )
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="no progress bar"
