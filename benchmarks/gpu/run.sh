@@ -2,7 +2,8 @@
 # The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
 #   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it), then a profile of each
 #   method's step (benchmarks/analysis/step_profile.py, to $OUT/profile.log); 3. the grids in $GRIDS
-#   (default: full-long, full-long-smart-teacher, full, full-pertask; full-long and full rerun SMART with its
+#   (default: full-long, full-long-smart-teacher, full, full-pertask; GRIDS=heads for the new heads (CoNLL-2003,
+#   CommonsenseQA, ARC); full-long and full rerun SMART with its
 #   2026-11-28 step), JOBS runs at once (under CUDA MPS when it starts, so their small kernels overlap),
 #   starting from the committed results (runs done with the current settings are skipped) and stopped at the
 #   deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
@@ -26,7 +27,7 @@ mkdir -p "$OUT" "$RESULTS"
 cp -rn benchmarks/results/. "$RESULTS"/  # the committed runs: the grids resume from them (-n: a second call on
                                         # the same warm machine keeps the first call's runs)
 export PYTHONPATH=$PWD/src:$PWD/.gpu/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export ADVLM_MODEL=$PWD/.gpu/model ADVLM_DATA_DIR=$PWD/.gpu/glue ADVLM_GIT_COMMIT=$(cat .gpu/COMMIT)
+export ADVLM_MODEL=$PWD/.gpu/model ADVLM_DATA_DIR=$PWD/.gpu/data ADVLM_GIT_COMMIT=$(cat .gpu/COMMIT)
 left() { echo $((START + BUDGET - $(date +%s) - ${1:-0})); }
 
 { nvidia-smi || true; "$PY" -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__, 'cuda', torch.cuda.is_available())"; } 2>&1 | tee "$OUT/env.log"
