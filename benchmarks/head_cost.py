@@ -15,16 +15,17 @@ python benchmarks/head_cost.py --heads token-classification causal-lm --turns 30
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from advlm import build_method, list_methods
+from advlm.bench.cost import take_turns, time_step
 from advlm.bench.environment import describe
-from advlm.bench.interleaved import median_interval
+from advlm.bench.paired import median_interval
 
 
 def head_model(head: str, model_path: str | None):
@@ -75,17 +76,12 @@ def measure(
             optimizer.zero_grad(set_to_none=True)
 
         steps[name] = step
-    names = list(steps)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for turn in range(warmup + turns):
-        order = names[turn % len(names) :] + names[: turn % len(names)]
-        for name in order:
-            start = time.perf_counter()
-            steps[name]()
-            if turn >= warmup:
-                times[name].append(time.perf_counter() - start)
+    timers = {name: functools.partial(time_step, step, torch.device("cpu")) for name, step in steps.items()}
+    times, errors = take_turns(timers, turns, warmup)
+    if errors:
+        raise RuntimeError(f"methods failed on {head}: {errors}")
     rows = []
-    for name in names:
+    for name in times:
         ratios = [t / v for t, v in zip(times[name], times["vanilla"])]
         ratio, ideal = statistics.median(ratios), methods[name].passes
         low, high = median_interval(ratios) or (ratio, ratio)

@@ -255,7 +255,7 @@ def test_textat_table_changes_only_batch_rows_and_round_trips(tmp_path):
 def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
     """On a GPU a host sync stalls the launch queue. A step makes vanilla's one (transformers' "any padding?"
     check, shared by all the step's passes) plus the guard's checks, and nan_guard=False drops those."""
-    from advlm.bench.cost import OpCounter
+    from lab.counters import OpCounter
 
     def syncs(run):
         with OpCounter() as counter:
@@ -327,7 +327,7 @@ def test_roberta_left_padding_inputs_embeds_matches_input_ids():
 @pytest.mark.parametrize("arch", tiny.ARCHS)
 @pytest.mark.parametrize("lengths", [(7, 4, 5), (7, 7, 7)], ids=["padded", "unpadded"])
 def test_passes_of_one_step_share_the_attention_mask_and_its_one_host_sync(arch, lengths):
-    from advlm.bench.cost import OpCounter
+    from lab.counters import OpCounter
 
     model = tiny.model(arch).eval()
     batch = tiny.batch(model, lengths=lengths)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 
 class _MallInfo2(ctypes.Structure):
@@ -30,7 +31,8 @@ def _in_use(libc) -> int:
 
 
 def measure_one(kind: str) -> dict:
-    from advlm.bench.cost import measure
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab beside this folder
+    from lab.cost import measure
 
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2

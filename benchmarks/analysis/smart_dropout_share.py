@@ -20,11 +20,11 @@ import argparse
 
 import torch
 
-from advlm.tasks import get_task
 from advlm.embeddings import word_embeddings
 from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
 from advlm.perturbation import ascend, raw_ascend
+from advlm.tasks import get_task
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ import argparse
 
 import torch
 
-from advlm.tasks import get_task
 from advlm.embeddings import unwrap, word_embeddings
 from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
+from advlm.tasks import get_task
 
 
 def main() -> None:

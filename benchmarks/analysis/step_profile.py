@@ -20,13 +20,18 @@ from __future__ import annotations
 import argparse
 import collections
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from advlm.bench.cost import COST_METHODS, step_of, sync_device, time_step, training_setup
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab beside this folder
+from advlm.bench.cost import sync_device, time_step, training_setup  # noqa: E402
+from advlm.methods import list_methods  # noqa: E402
+from lab.kinds import parse_kind, step_of  # noqa: E402
 
 LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
 
@@ -64,8 +69,8 @@ def profile_kinds(
     device microseconds by op (`device_us`), op calls by name (`calls`); with `call_times`, the milliseconds of
     every call of those ops in one more step per kind (`call_ms`; CPU only: a GPU call returns at launch)."""
     dev = torch.device(device)
-    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, dev, model_path)
-    steps = {kind: step_of(kind, model, batch, optimizer, autocast) for kind in kinds}
+    setup = training_setup(batch_size, seq_len, dev, model_path)
+    steps = {kind: step_of(parse_kind(kind), setup) for kind in kinds}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     for kind in kinds:  # warm-up: allocations, kernel selection, the optimizer's state
         for _ in range(2):
@@ -156,7 +161,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.flush_denormal and not torch.set_flush_denormal(True):
         parser.error("this CPU cannot flush denormals")
-    kinds = args.kinds or [f"method:{m}" for m in COST_METHODS]
+    kinds = args.kinds or [f"method:{m}" for m in list_methods()]
     report(
         profile_kinds(kinds, args.device, args.batch_size, args.seq_len, args.turns, args.call_times, args.model),
         args.top,

@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
 # The full benchmark on a lent GPU machine in one call of the device tool (after benchmarks/gpu/pack.sh):
-#   1. the environment; 2. the cost table, the GPU to itself (COST_SECONDS=0 skips it), then a profile of each
-#   method's step (benchmarks/analysis/step_profile.py, to $OUT/profile.log); 3. the grids in $GRIDS
-#   (default: full-long, full-long-smart-teacher, full, full-pertask; GRIDS=heads for the new heads (CoNLL-2003,
-#   CommonsenseQA, ARC); full-long and full rerun SMART with its
-#   2026-11-28 step), JOBS runs at once (under CUDA MPS when it starts, so their small kernels overlap),
-#   starting from the committed results (runs done with the current settings are skipped) and stopped at the
-#   deadline: finished runs are kept and a later call resumes; 4. the results tarred to $OUT/results.tgz.
-#   Here: unpack the hardware's folder into benchmarks/results/ and run `advlm bench --render-only`.
-# First uses (2026-11-27, H100): 14 jobs under MPS trained about 10 runs at a time; the cost phase, then one
-# process per kind, took 16-18 s a kind (process start and CUDA init). It now measures every kind in one process,
-# several rounds: all 13 kinds x 3 rounds took 2 min 3 s of the 230 s on the third lease, whose rounds of one kind
-# differed by up to 37%, so the GPU default is now 5 (COST_SECONDS stops it; each measurement is saved as it
-# finishes). Since 2026-11-28 the cost phase first times every kind taking turns, one step each, 100 turns
-# (about 0.5 s a turn on the H100: a minute), whose per-turn ratios to vanilla the report judges overheads by;
-# the rounds then take what is left of COST_SECONDS.
+#   1. the environment; 2. the lab's cost table (benchmarks/cost_lab.py: the kinds taking turns, then rounds), the
+#   GPU to itself (COST_SECONDS=0 skips it), then a profile of each method's step (benchmarks/analysis/
+#   step_profile.py, to $OUT/profile.log); 3. the grids in $GRIDS (benchmarks/grids/*.yaml; default: full-long,
+#   full-long-smart-teacher, full, full-pertask), JOBS runs at once (under CUDA MPS when it starts, so their
+#   small kernels overlap), starting from the committed results (runs done with the current settings are
+#   skipped) and stopped at the deadline: finished runs are kept and a later call resumes; 4. the results tarred
+#   to $OUT/results.tgz. Here: unpack the hardware's folder into benchmarks/results/ and run
+#   `advlm bench --render-only`. Timings of earlier calls: benchmarks/results/cuda-*/notes.md.
 set -u
 START=$(date +%s)
 BUDGET=${BUDGET:-500}   # seconds from start to the tarball
@@ -33,12 +26,11 @@ left() { echo $((START + BUDGET - $(date +%s) - ${1:-0})); }
 { nvidia-smi || true; "$PY" -c "import torch, transformers as t; print('torch', torch.__version__, 'transformers', t.__version__, 'cuda', torch.cuda.is_available())"; } 2>&1 | tee "$OUT/env.log"
 
 # The cost phase wants the GPU to itself: stop the MPS daemon an earlier call on this warm machine left running
-# (fourth lease: the cost phase of a second call ran beside it, and even the floor's round medians rose 16 -> 30 ms)
 if [ "${COST_SECONDS:-230}" -gt 0 ] && command -v nvidia-cuda-mps-control >/dev/null; then
   echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe nvidia-cuda-mps-control 2>/dev/null && sleep 2
 fi
-[ "${COST_SECONDS:-230}" -gt 0 ] && timeout "${COST_SECONDS:-230}" "$PY" -m advlm bench --skip-quality --device "$DEVICE" --results "$RESULTS" \
-  --docs "$RESULTS/benchmarks.md" ${COST_STEPS:+--cost-steps $COST_STEPS} 2>&1 | tee "$OUT/cost.log"
+[ "${COST_SECONDS:-230}" -gt 0 ] && timeout "${COST_SECONDS:-230}" "$PY" benchmarks/cost_lab.py --device "$DEVICE" \
+  --results "$RESULTS" ${COST_STEPS:+--steps $COST_STEPS} 2>&1 | tee "$OUT/cost.log"
 # Where each method's step time goes on the GPU (kernel time and launches against wall time, by torch's profiler),
 # for the overhead target's "why": about 30 s, first call only (PROFILE_SECONDS=0 skips it)
 [ "${COST_SECONDS:-230}" -gt 0 ] && [ "${PROFILE_SECONDS:-60}" -gt 0 ] && timeout "${PROFILE_SECONDS:-60}" "$PY" \

@@ -1,69 +1,160 @@
-"""What a training step costs, measured side by side in one run: every method, the floor, and what users
-would use instead.
+"""`advlm bench`'s cost table: what one optimizer step of each method costs, measured side by side in one run.
 
-On CPU each measurement runs in its own process (so the resident-memory peak is its own); on GPU all of them
-run in one process, kind after kind, round after round (peak memory there is the allocator's, reset per kind,
-and a process's start and CUDA set-up, about 15 s, would otherwise cost more than the measurement: one round
-of every kind took 230 s of a 15-minute lease, and single rounds on the lent H100 varied by up to 30% between
-calls). Each measures the default model on one fixed pre-tokenized batch (random token ids, every position
-real) with AdamW. Kinds:
-- `method:NAME`  NAME's `step` + optimizer step, timed per optimizer step;
-- `floor`        a minimal hand-written loop: forward, backward, AdamW step, zero_grad;
-- `trainer:NAME` our whole training step in `AdversarialTrainer` as `advlm train` sets it up (its training
-                 arguments, tensor features, its collator), wall time from one step's end to the next
-                 (data in, collate, method step, clipping, optimizer and scheduler, callbacks);
-- `stock-trainer` the same with the stock `transformers.Trainer` at its defaults (vanilla);
-- `smart-pytorch` the `smart-pytorch` package's SMART regularizer (no Bregman term) on the same batch.
-Times are medians over the measured steps (after warm-up), synchronized on GPU; peak memory is the
-process's resident memory sampled every 2 ms while the steps run (model loaded) on CPU, and
-`torch.cuda.max_memory_allocated` since the steps began on GPU. These are the rounds; before them
-`advlm bench` times the kinds taking turns, one step each (`advlm.bench.interleaved`), by which the report
-judges the time targets.
+Every method trains the same model on one fixed batch (random token ids, every position real) with AdamW, the
+methods taking turns: one step each (`method.step`, optimizer step, zero_grad), the order rotated every turn,
+for `turns` turns after `warmup`. A method's step and vanilla's step of the same turn ran moments apart, so
+their ratio does not see a machine that drifts slower than a turn; the table reports the median of those
+per-turn ratios with a distribution-free 95% interval, and the overhead: that ratio over the method's ideal
+(its forward+backward passes per optimizer step, `method.passes`).
+
+Peak memory is each method's own: on CUDA the allocator's peak over two steps of that method alone (this
+process, after the turns); on CPU the resident-memory peak of a child process that runs only that method (a
+process's resident memory never shrinks back, so in one process every method would show the largest).
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import multiprocessing
 import statistics
-import subprocess
-import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-COST_METHODS = ["vanilla", "fgm", "pgd", "freeat", "freelb", "smart", "textat"]
 
 
-def build_method_spec(spec: str):
-    """ "smart,bregman=false" -> build_method("smart", bregman="false") (values coerced to their types)."""
-    from advlm.methods import build_method
+@dataclass(frozen=True)
+class CostKind:
+    """One row of the cost table: a method, with hyper-parameters that differ from its defaults."""
 
-    name, *pairs = spec.split(",")
-    return build_method(name, **dict(pair.split("=", 1) for pair in pairs))
+    method: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """`method:NAME[,key=value...]`: the row's name in the table and in cost.json."""
+        return "method:" + ",".join([self.method, *(f"{k}={v}" for k, v in self.overrides)])
+
+    @classmethod
+    def parse(cls, label: str) -> CostKind:
+        """The kind of a `method:NAME[,key=value...]` label; ValueError for any other label."""
+        if not label.startswith("method:"):
+            raise ValueError(f"not a method's cost kind: {label!r}")
+        name, *pairs = label.removeprefix("method:").split(",")
+        return cls(name, tuple(tuple(pair.split("=", 1)) for pair in pairs))
+
+    def build(self):
+        """The method with these overrides (values given as text are coerced to the field's type)."""
+        from advlm.methods import build_method
+
+        return build_method(self.method, **dict(self.overrides))
+
+    @property
+    def ideal(self) -> float:
+        """The ideal ratio to vanilla: the method's passes per optimizer step."""
+        return self.build().passes
 
 
-def _batch(tokenizer_vocab: int, batch_size: int, seq_len: int, device) -> dict[str, torch.Tensor]:
+def fixed_batch(vocab_size: int, batch_size: int, seq_len: int, device) -> dict[str, torch.Tensor]:
+    """One batch of random token ids ([CLS] ... [SEP], every position real) and binary labels, seeded."""
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, tokenizer_vocab, (batch_size, seq_len), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
-    return {
-        "input_ids": ids.to(device),
-        "attention_mask": torch.ones_like(ids).to(device),
-        "token_type_ids": torch.zeros_like(ids).to(device),
-        "labels": torch.randint(0, 2, (batch_size,), generator=g).to(device),
+    ids = torch.randint(1000, vocab_size, (batch_size, seq_len), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": torch.zeros_like(ids),
+        "labels": torch.randint(0, 2, (batch_size,), generator=g),
     }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@dataclass
+class Setup:
+    """What every kind trains: the model in training mode, its tokenizer, the fixed batch, fused AdamW, and the
+    autocast context (bf16 on CUDA, none on CPU)."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    batch: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    autocast: Any
+
+
+def training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None) -> Setup:
+    """The default sentence classifier (or `model_path`) set up to train on the fixed batch."""
+    from advlm.modeling import load_model, load_tokenizer
+    from advlm.tasks import get_task
+
+    torch.manual_seed(0)
+    model = load_model(model_path, get_task("sst2")).to(device).train()
+    batch = fixed_batch(model.config.vocab_size, batch_size, seq_len, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
+    cuda = device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    return Setup(model, load_tokenizer(model_path), batch, optimizer, autocast)
+
+
+def method_step(kind: CostKind, setup: Setup) -> Callable[[], None]:
+    """One optimizer step of `kind`'s method as a callable: its passes, the optimizer step, zero_grad."""
+    method = kind.build()
+    method.prepare(setup.model, tokenizer=setup.tokenizer, total_steps=1000)
+
+    def step() -> None:
+        with setup.autocast:
+            method.step(setup.model, setup.batch)
+        setup.optimizer.step()
+        setup.optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def sync_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_step(step: Callable[[], Any], device: torch.device) -> float:
+    """Seconds of one call of `step`, the device synchronized before and after."""
+    sync_device(device)
+    start = time.perf_counter()
+    step()
+    sync_device(device)
+    return time.perf_counter() - start
+
+
+def take_turns(
+    timers: dict[str, Callable[[], float]], turns: int, warmup: int, on_turn: Callable | None = None
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Each timer (one step, returning its seconds) once per turn, the order rotated every turn: (label ->
+    seconds per measured turn, label -> error of a timer that failed, which then leaves the turns).
+    `on_turn(turns done, times, errors)` after every turn."""
+    timers, errors = dict(timers), {}
+    times: dict[str, list[float]] = {label: [] for label in timers}
+    for turn in range(warmup + turns):
+        order = list(timers)
+        shift = turn % max(len(order), 1)
+        for label in order[shift:] + order[:shift]:
+            try:
+                elapsed = timers[label]()
+            except Exception as exc:  # one kind failing must not lose the others
+                errors[label] = f"{type(exc).__name__}: {exc}"
+                del timers[label], times[label]
+                continue
+            if turn >= warmup:
+                times[label].append(elapsed)
+        if on_turn is not None:
+            on_turn(turn + 1, times, errors)
+    return times, errors
 
 
 class PeakRSS:
-    """Samples this process's resident memory every few milliseconds in a thread: the peak while a block
-    runs (process-wide max RSS would be dominated by model loading, the same for every kind)."""
+    """Samples this process's resident memory every few milliseconds in a thread: the peak while a block runs."""
 
     def __init__(self, interval: float = 0.002):
-        import threading
-
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,382 +181,70 @@ class PeakRSS:
         self.peak = max(self.peak, self.current())
 
 
-class OpCounter(TorchDispatchMode):
-    """Counts what one step dispatches: aten ops (each a kernel launch, or at least dispatcher work, on a GPU,
-    where a small model's step is bound by them) and host syncs, the ops that make the host wait for the
-    device (`.item()`/`bool()` of a tensor, nonzero, unique, boolean-mask indexing). The same counts on any
-    device, so a CPU run shows what would cost on a GPU."""
-
-    SYNCING = (
-        "aten._local_scalar_dense.",
-        "aten.nonzero.",
-        "aten._unique2.",
-        "aten.unique_dim.",
-        "aten.unique_consecutive.",
-        "aten.masked_select.",
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops, self.syncs = 0, 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        name = str(func)
-        if name.startswith(self.SYNCING) or (name.startswith("aten.index.Tensor") and _bool_index(args)):
-            self.syncs += 1
-        return func(*args, **(kwargs or {}))
-
-
-class CallCounter:
-    """Counts Python function calls in a block (Python and C functions, as cProfile counts them): the host
-    work a step does besides dispatching ops. Deterministic, unlike times on a shared CPU."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def _hook(self, frame, event, arg) -> None:
-        if event in ("call", "c_call"):
-            self.calls += 1
-
-    def __enter__(self) -> CallCounter:
-        sys.setprofile(self._hook)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        sys.setprofile(None)
-
-
-class Counts:
-    """One step's counts: ops and host syncs (one step under `OpCounter`), Python calls (another step under
-    `CallCounter`; counting both at once would count the op counter's own Python)."""
-
-    def __init__(self) -> None:
-        self.ops, self.calls = OpCounter(), CallCounter()
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "ops_per_step": self.ops.ops,
-            "host_syncs_per_step": self.ops.syncs,
-            "python_calls_per_step": self.calls.calls,
-        }
-
-
-def _bool_index(args) -> bool:
-    return any(torch.is_tensor(t) and t.dtype == torch.bool for t in args[1])
-
-
-def sync_device(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_step(step, device) -> float:
-    """Seconds of one call of `step`, the device synchronized before and after."""
-    sync_device(device)
-    start = time.perf_counter()
-    step()
-    sync_device(device)
-    return time.perf_counter() - start
-
-
-def _timed(step, steps: int, warmup: int, device, counts: Counts) -> list[float]:
-    """Times `steps` steps after `warmup`, then counts two more steps (untimed)."""
-    times = [time_step(step, device) for _ in range(warmup + steps)][warmup:]
-    for counter in (counts.ops, counts.calls):
-        with counter:
-            step()
-        sync_device(device)
-    return times
-
-
-def _trainer_times(kind: str, model, batch, steps: int, warmup: int, device, counts: Counts) -> list[float]:
-    from transformers import TrainerCallback
-
-    total = steps + warmup + 3  # +1 for the first interval, +2 counted
-
-    class Clock(TrainerCallback):
-        """A step is the interval between two step ends (data loading included); the last two are counted."""
-
-        def __init__(self):
-            self.ends = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            sync_device(device)
-            self.ends.append(time.perf_counter())
-            if state.global_step == total - 2:
-                counts.ops.__enter__()
-            elif state.global_step == total - 1:
-                counts.ops.__exit__(None, None, None)
-                counts.calls.__enter__()
-            elif state.global_step == total:
-                counts.calls.__exit__(None, None, None)
-
-    clock = Clock()
-    build_trainer(kind, model, batch, total, device, clock).train()
-    intervals = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return intervals[warmup:-2]
-
-
-def build_trainer(kind: str, model, batch, total: int, device, callback):
-    """The Trainer of a `trainer:NAME` or `stock-trainer` kind, for `total` steps over copies of `batch`'s rows,
-    with `callback` added."""
-    from transformers import Trainer, TrainingArguments
-
-    from advlm import AdversarialTrainer
-    from advlm.data.collate import TokenizedDataset
-
-    size = len(batch["input_ids"])
-    rows = [{k: v[i].cpu() for k, v in batch.items()} for i in range(size)] * total
-    cuda = device.type == "cuda"
-    if kind == "stock-trainer":  # what a user of the stock Trainer gets: its defaults, lists, its collator
-        args = TrainingArguments(
-            "/tmp/advlm-bench-trainer",
-            max_steps=total,
-            per_device_train_batch_size=size,
-            learning_rate=2e-5,
-            report_to="none",
-            save_strategy="no",
-            disable_tqdm=True,
-            use_cpu=not cuda,
-            bf16=cuda,
-            optim="adamw_torch_fused",
-            logging_strategy="no",
-            dataloader_pin_memory=cuda,
-        )
-        features = [{k: v.tolist() for k, v in row.items()} for row in rows]
-        return Trainer(model=model, args=args, train_dataset=TokenizedDataset(features), callbacks=[callback])
-    if not kind.startswith("trainer:"):
-        raise ValueError(f"unknown cost kind {kind}")
-    # what `advlm train` runs: its training arguments, tensor features, its collator
-    from advlm.config import TrainConfig
-    from advlm.data.collate import PaddingCollator
-    from advlm.training import training_arguments
-
-    cfg = TrainConfig(output_dir="/tmp/advlm-bench-trainer", batch_size=size, lr=2e-5, progress=False)
-    overrides = dict(max_steps=total, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
-    args = training_arguments(cfg, "accuracy", **overrides, logging_strategy="no", warmup_steps=0)
-    return AdversarialTrainer(
-        model=model,
-        args=args,
-        train_dataset=TokenizedDataset(rows),
-        data_collator=PaddingCollator(),
-        callbacks=[callback],
-        method=build_method_spec(kind.split(":", 1)[1]),
-    )
-
-
-def training_setup(batch_size: int, seq_len: int, device: torch.device, model_path: str | None):
-    """The default model (or `model_path`) in training mode, the fixed batch, fused AdamW, and the autocast
-    context (bf16 on GPU, none on CPU)."""
-    from advlm.modeling import load_model
-    from advlm.tasks import get_task
-
-    torch.manual_seed(0)
-    model = load_model(model_path, get_task("sst2")).to(device).train()
-    batch = _batch(model.config.vocab_size, batch_size, seq_len, device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
-    cuda = device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
-    return model, batch, optimizer, autocast
-
-
-def measure(
-    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device_name: str, model_path: str | None = None
-) -> dict[str, Any]:
-    """One measurement, in this process; `model_path` None is the packaged default model."""
+def peak_memory(label: str, batch_size: int, seq_len: int, device_name: str, model_path: str | None) -> int:
+    """Bytes at the peak of two steps of one kind alone, model and optimizer state included (see the module)."""
     device = torch.device(device_name)
-    allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, device, model_path)
-    per_step_examples = batch_size
+    step = method_step(CostKind.parse(label), training_setup(batch_size, seq_len, device, model_path))
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    counts = Counts()
-    sampler = PeakRSS()  # entered here, left after the timed steps (the kinds below differ in shape)
-    sampler.__enter__()
-    if kind in STEP_KINDS or kind.startswith("method:"):
-        times = _timed(step_of(kind, model, batch, optimizer, autocast), steps, warmup, device, counts)
-    elif kind in ("stock-trainer",) or kind.startswith("trainer:"):
-        times = _trainer_times(kind, model, batch, steps, warmup, device, counts)
-    else:
-        raise ValueError(f"unknown cost kind {kind}")
-    sampler.__exit__()
-    # on GPU, less what was allocated before this kind's model (nothing in a fresh process; in a series, what
-    # an earlier kind left behind)
-    peak = torch.cuda.max_memory_allocated() - allocated_before if device.type == "cuda" else sampler.peak
-    median = statistics.median(times)
-    return {
-        "kind": kind,
-        "median_s": median,
-        "min_s": min(times),
-        "max_s": max(times),
-        "steps": len(times),
-        "peak_memory_bytes": int(peak),
-        **counts.as_dict(),
-        "examples_per_s": per_step_examples / median,
-        "batch_size": batch_size,
-        "seq_len": seq_len,
-        "device": device_name,
-    }
+        torch.cuda.reset_peak_memory_stats(device)
+        step(), step()
+        sync_device(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    with PeakRSS() as sampler:
+        step(), step()
+    return sampler.peak
 
 
-STEP_KINDS = ("floor", "smart-pytorch")  # with `method:NAME`: the kinds whose step is one call
-
-
-def step_of(kind: str, model, batch, optimizer, autocast):
-    """One training step of `kind` (`floor`, `method:NAME`, `smart-pytorch`) on `model` and `batch`, as a
-    callable: the passes, the optimizer step and zero_grad."""
-    if kind == "floor":
-
-        def passes():
-            with autocast:
-                loss = model(**batch).loss
-            loss.backward()
-
-    elif kind.startswith("method:"):
-        method = build_method_spec(kind.split(":", 1)[1])
-        method.prepare(model)
-
-        def passes():
-            with autocast:
-                method.step(model, batch)
-
-    elif kind == "smart-pytorch":
-        passes = _smart_pytorch_passes(model, batch, autocast)
-    else:
-        raise ValueError(f"unknown cost kind {kind}")
-
-    def step():
-        passes()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
-
-
-def _smart_pytorch_passes(model, batch, autocast):
-    """smart-pytorch's SMARTLoss as its README uses it: task loss + weight * SMART(embeddings, logits)."""
-    import torch.nn.functional as F
-    from smart_pytorch import SMARTLoss, kl_loss, sym_kl_loss
-
-    from advlm.embeddings import embed, model_inputs
-
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    eval_fn = lambda e: model(**model_inputs(model, inputs, e)).logits  # noqa: E731
-    smart = SMARTLoss(eval_fn=eval_fn, loss_fn=kl_loss, loss_last_fn=sym_kl_loss)
-
-    def passes():
-        with autocast:
-            embeds = embed(model, batch["input_ids"])
-            logits = eval_fn(embeds)
-            loss = F.cross_entropy(logits.float(), batch["labels"]) + 1.0 * smart(embeds, logits)
-        loss.backward()
-
-    return passes
-
-
-def measure_in_subprocess(
-    kind: str, batch_size: int, seq_len: int, steps: int, warmup: int, device: str, model_path: str | None = None
-) -> dict[str, Any]:
-    call = f"measure({kind!r}, {batch_size}, {seq_len}, {steps}, {warmup}, {device!r}, {model_path!r})"
-    code = f"import json; from advlm.bench.cost import measure; print('RESULT' + json.dumps({call}))"
-    results = list(child_results(code))
-    if not results or "error" in results[-1]:
-        return {"kind": kind, "error": results[-1]["error"] if results else "failed"}
-    return results[-1]
-
-
-def measure_series(
-    kinds: list[str], rounds: int, batch_size: int, seq_len: int, steps: int, warmup: int, device: str, model_path
-) -> None:
-    """Every kind `rounds` times over in this process, one `RESULT` line on stdout per measurement."""
-    import gc
-
-    for _ in range(rounds):
-        for kind in kinds:
+def peak_memories(labels: list[str], settings: dict[str, Any], device: str, model_path: str | None) -> dict:
+    """label -> peak bytes (or the error), each on CPU in a child process of its own."""
+    args = (settings["batch_size"], settings["seq_len"], device)
+    out: dict[str, int | str] = {}
+    if device.startswith("cuda"):
+        for label in labels:
+            out[label] = peak_memory(label, *args, model_path)
+            torch.cuda.empty_cache()
+        return out
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for label in labels:
             try:
-                result = measure(kind, batch_size, seq_len, steps, warmup, device, model_path)
-            except Exception as exc:  # one kind failing must not lose the others
-                result = {"kind": kind, "error": f"{type(exc).__name__}: {exc}"}
-            gc.collect()  # the kind's model, optimizer and trainer go before the next kind's peak is taken
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            print("RESULT" + json.dumps(result), flush=True)
+                out[label] = pool.apply(peak_memory, (label, *args, model_path))
+            except Exception as exc:
+                out[label] = f"{type(exc).__name__}: {exc}"
+    return out
 
 
-def child_results(code: str) -> Iterator[dict[str, Any]]:
-    """Runs `code` in a child Python and yields the JSON of each `RESULT` line it prints, as it comes; then,
-    if the child failed, `{"error": the last line of its stderr}`."""
-    import tempfile
-
-    with tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True)
-        for line in proc.stdout:
-            if line.startswith("RESULT"):
-                yield json.loads(line[len("RESULT") :])
-        if proc.wait() != 0:  # out of memory, a crash in a kernel
-            errors.seek(0)
-            yield {"error": (errors.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]}
-
-
-def _series_in_subprocess(kinds: list[str], rounds: int, args: tuple, model_path: str | None):
-    """Yields `measure_series`'s results as they come, from one child process."""
-    call = f"measure_series({kinds!r}, {rounds}, {', '.join(map(repr, args))}, {model_path!r})"
-    count = 0
-    for result in child_results(f"from advlm.bench.cost import measure_series; {call}"):
-        if "kind" in result:
-            count += 1
-            yield result
-        elif count < rounds * len(kinds):  # the child died: the kinds of its round it did not reach fail
-            for kind in kinds[count % len(kinds) :]:
-                yield {"kind": kind, "error": f"the measuring process stopped: {result['error']}"}
-
-
-def _measurements(kinds: list[str], rounds: int, args: tuple, model_path: str | None, one_process: bool):
-    if one_process:
-        yield from _series_in_subprocess(kinds, rounds, args, model_path)
-        return
-    for _ in range(rounds):
-        for kind in kinds:
-            yield measure_in_subprocess(kind, *args, model_path)
-
-
-def measure_kinds(
-    kinds: list[str],
-    settings: dict[str, Any],
-    device: str,
-    model_path: str | None = None,
-    on_result=None,
-    one_process: bool | None = None,
-) -> list[dict[str, Any]]:
-    """Every kind, `settings["rounds"]` times over (all kinds per round, so that a slow spell of a shared
-    machine hits every kind alike); each kind keeps its round with the lowest median (noise only adds time)
-    and records every round's median. Each kind in its own process on CPU; all in one on GPU (`one_process`
-    overrides). `on_result(results)` after every measurement."""
+def measure_costs(
+    kinds: list[CostKind], settings: dict[str, Any], device_name: str, model_path: str | None = None
+) -> dict[str, Any]:
+    """The cost table's measurements (`settings`: batch_size, seq_len, turns, warmup): one row per kind
+    (median seconds per step over the turns, peak memory) and every turn's times, as cost.json holds them."""
     from tqdm.auto import tqdm
 
-    best: dict[str, dict[str, Any]] = {}
-    rounds = settings.get("rounds", 1)
-    one_process = device.startswith("cuda") if one_process is None else one_process
-    args = (settings["batch_size"], settings["seq_len"], settings["steps"], settings["warmup"], device)
-    bar = tqdm(total=rounds * len(kinds), desc="cost")
-    for result in _measurements(kinds, rounds, args, model_path, one_process):
-        kind = result["kind"]
-        previous = best.get(kind)
-        medians = (previous or {}).get("round_medians_s", []) + [result.get("median_s")]
-        if previous is None or ("median_s" in result and result["median_s"] < previous.get("median_s", 1e9)):
-            best[kind] = result
-        best[kind]["round_medians_s"] = medians
-        bar.update()
-        if on_result:
-            on_result(list(best.values()))
-    bar.close()
-    return list(best.values())
-
-
-def cost_kinds(include_alternatives: bool = True) -> list[str]:
-    kinds = ["floor"] + [f"method:{m}" for m in COST_METHODS] + ["trainer:vanilla", "stock-trainer"]
-    if include_alternatives:  # like for like: smart-pytorch has no Bregman term
-        kinds += ["method:smart,bregman=false", "smart-pytorch"]
-    kinds.append("method:freelb,nan_guard=false")  # what the guard's host syncs cost
-    return kinds
+    device = torch.device(device_name)
+    setup = training_setup(settings["batch_size"], settings["seq_len"], device, model_path)
+    timers, errors = {}, {}
+    for kind in kinds:
+        try:
+            timers[kind.label] = functools.partial(time_step, method_step(kind, setup), device)
+        except Exception as exc:  # an unknown method or setting: the others still run
+            errors[kind.label] = f"{type(exc).__name__}: {exc}"
+    with tqdm(total=settings["warmup"] + settings["turns"], desc="cost, methods taking turns") as bar:
+        times, failed = take_turns(timers, settings["turns"], settings["warmup"], lambda *_: bar.update())
+    errors.update(failed)
+    del setup, timers
+    memories = peak_memories(list(times), settings, device_name, model_path)
+    rows = []
+    for label, ts in times.items():
+        median = statistics.median(ts)
+        memory = memories.get(label)
+        row = {"kind": label, "median_s": median, "min_s": min(ts), "max_s": max(ts), "steps": len(ts)}
+        row.update(examples_per_s=settings["batch_size"] / median, batch_size=settings["batch_size"])
+        row.update(seq_len=settings["seq_len"], device=device_name)
+        if isinstance(memory, int):
+            row["peak_memory_bytes"] = memory
+        else:
+            row["memory_error"] = memory
+        rows.append(row)
+    rows += [{"kind": label, "error": error} for label, error in errors.items()]
+    turns = {"turns": settings["turns"], "warmup": settings["warmup"], "times_s": times, "errors": errors}
+    return {"results": rows, "interleaved": turns}

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tqdm.auto import tqdm
 
 from advlm.bench.environment import describe
@@ -75,138 +76,31 @@ class Grid:
         }
 
 
-QUALITY_METHODS = ["vanilla", "fgm", "pgd", "freeat", "freelb", "smart", "textat"]
+GRIDS_DIR = Path("benchmarks/grids")  # where `--grid NAME` looks, from the working directory
 
-GRIDS = {
-    # Under 20 minutes on 2 CPU cores: SST-2's short sentences, a 2,000-example slice, one epoch, 2 seeds.
-    # (CoLA at this budget left MiniLM predicting one class, MCC 0 for every method: no signal.)
-    "quick": Grid(
-        name="quick",
-        tasks=["sst2"],
-        methods=["vanilla", "fgm", "freelb", "smart", "textat"],
-        seeds=[1, 2],
-        train=dict(max_train_samples=2000, epochs=1, lr=1e-4, batch_size=32, max_length=64),
-    ),
-    # The papers' comparison on the default model: 4 tasks, every method, 5 seeds (a GPU job).
-    "full": Grid(
-        name="full",
-        tasks=["rte", "mrpc", "cola", "stsb"],
-        methods=QUALITY_METHODS,
-        seeds=[1, 2, 3, 4, 5],
-        train=dict(epochs=3, lr=5e-5, batch_size=32, max_length=128),
-        method_args={"freeat": {"steps": 2}},
-        # FreeAT replays each batch K=2 times with an optimizer step each: half the epochs give it vanilla's
-        # number of updates and passes (REFERENCE.md section 3; the first H100 grid ran it at 3 epochs)
-        per_method={"freeat": {"epochs": 1.5}},
-        robustness=True,
-    ),
-}
-# The quick grid where the model can fit its slice: 3 epochs instead of 1 (42 minutes on 2 CPU cores). The
-# H100 grids suggest the default model underfits GLUE at the papers' budget, which leaves a regularizer nothing
-# to trade; this asks, on CPU, whether the methods' edge over vanilla grows once the training set is fitted.
-GRIDS["quick-3ep"] = dataclasses.replace(
-    GRIDS["quick"],
-    name="quick-3ep",
-    methods=["vanilla", "freelb", "smart", "textat"],
-    train={**GRIDS["quick"].train, "epochs": 3},
-)
-# The follow-up to the first H100 grid, where every method's dev metric still rose at epoch 3 and FreeAT (then
-# given twice the updates) led on every task: is the default model undertrained at 3 epochs? Same grid, 6 epochs.
-# Vanilla and the three methods the quality target names, 5 seeds, no robustness: about 7 minutes of an H100 with
-# 14 runs at once (third lease: 71 of its 80 runs in 5 min 38 s).
-GRIDS["full-long"] = dataclasses.replace(
-    GRIDS["full"],
-    name="full-long",
-    methods=["vanilla", "freelb", "smart", "textat"],
-    train={**GRIDS["full"].train, "epochs": 6},
-    per_method={},
-    robustness=False,
-)
-# At 6 epochs (third H100 lease) FreeLB and TextAT met the target and SMART lost every task, its task loss falling
-# far slower than vanilla's. Which of its two regularizers holds it back? SMART without the Bregman proximal
-# term (whose teacher averages the last ~1,000 steps of runs 470-1,600 steps long), against vanilla, same budget.
-GRIDS["full-long-smart"] = dataclasses.replace(
-    GRIDS["full-long"],
-    name="full-long-smart",
-    methods=["vanilla", "smart"],
-    method_args={"smart": {"bregman": False, "eps": 1.0, "normalized_step": True}},  # SMART's step until 2026-11-28
-)
-# The other suspect: the perturbation's size. The reference codes add it to the embedding module's output (after
-# its LayerNorm), where max-abs 1 per token is 0.62x a token's norm; advlm adds it to the word-embedding lookup,
-# where the same radius is 5.6x the token's (benchmarks/analysis/smart_perturbation_scale.py). eps = 0.1 puts
-# ours at the reference's relative size; Bregman term kept, 6 epochs, 5 seeds (vanilla's runs are copied).
-GRIDS["full-long-smart-eps"] = dataclasses.replace(
-    GRIDS["full-long"],
-    name="full-long-smart-eps",
-    methods=["vanilla", "smart"],
-    method_args={"smart": {"eps": 0.1, "normalized_step": True}},  # the normalized step, SMART's until 2026-11-28
-)
-# What the teacher costs: EMA decay 0.99 for the first 10% of steps, then 0.999 (a ~1,000-step average), leaves
-# the starting model (random head included) a weight of 0.99^(n/10) * 0.999^(9n/10) after n steps: 0.41 at the
-# end of RTE's 470, 0.05 after CoLA's 1,600. Without the Bregman term SMART fitted better (full-long-smart).
-# SMART (its current step) with decay 0.99 throughout, a ~100-step average, against vanilla at 6 epochs, 5 seeds
-# (vanilla's runs are copied).
-GRIDS["full-long-smart-teacher"] = dataclasses.replace(
-    GRIDS["full-long"],
-    name="full-long-smart-teacher",
-    methods=["vanilla", "smart"],
-    method_args={"smart": {"beta": 0.99}},
-)
-# The same question at the full grid's cost (full-long needs twice the GPU time one session is lent): twice the
-# learning rate at 3 epochs, for vanilla and the three methods the quality target names; 3 seeds, no robustness.
-GRIDS["full-lr1e-4"] = dataclasses.replace(
-    GRIDS["full"],
-    name="full-lr1e-4",
-    methods=["vanilla", "freelb", "smart", "textat"],
-    seeds=[1, 2, 3],
-    train={**GRIDS["full"].train, "lr": 1e-4},
-    robustness=False,
-)
 
-# Settings that suit each task instead of one default set: the per-task BERT-base adversarial settings of
-# TextAT's README ("mostly FreeLB's"; REFERENCE.md section 2) for FreeLB and TextAT, at the full grid's learning
-# rate and batch (the README's are for BERT-base). RTE's set is the methods' default, so its runs would repeat
-# the full grid's and RTE is left out.
-_PER_TASK_ADV = {
-    "cola": {"step_size": 2e-2, "init_mag": 0.1, "eps": 0.2, "steps": 3},
-    "mrpc": {"step_size": 5e-2, "init_mag": 0.1, "eps": 0.2, "steps": 2},
-    "stsb": {"step_size": 0.1, "init_mag": 0.1, "eps": 0.28, "steps": 2},
-}
-GRIDS["full-pertask"] = dataclasses.replace(
-    GRIDS["full"],
-    name="full-pertask",
-    tasks=["mrpc", "cola", "stsb"],
-    methods=["vanilla", "freelb", "textat"],
-    method_args={},
-    per_method={},
-    per_task_method_args={task: {"freelb": args, "textat": args} for task, args in _PER_TASK_ADV.items()},
-    robustness=False,
-)
+def grid_names(folder: Path = GRIDS_DIR) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
 
-# The heads beyond sentence classification on 2 CPU cores: the default model fine-tuned on CoNLL-2003 (NER; a
-# slice of 8,000 sentences), CommonsenseQA (a slice of 4,000 questions, 5 choices) and ARC-Easy (all 2,251
-# questions, 3-5 choices), vanilla and FreeLB at its defaults, one seed, scored on the full dev sets.
-GRIDS["heads-quick"] = Grid(
-    name="heads-quick",
-    tasks=["conll2003", "commonsenseqa", "arc-easy"],
-    methods=["vanilla", "freelb"],
-    seeds=[1],
-    train=dict(epochs=2, lr=1e-4, batch_size=32, max_length=128),
-    per_task={
-        "conll2003": dict(max_train_samples=8000),
-        "commonsenseqa": dict(max_train_samples=4000, batch_size=16, max_length=64),
-        "arc-easy": dict(epochs=3, batch_size=16, max_length=96),
-    },
-)
-# The same heads on a GPU: every training example, vanilla and the three methods the quality target names, 5 seeds.
-GRIDS["heads"] = Grid(
-    name="heads",
-    tasks=["conll2003", "commonsenseqa", "arc-easy", "arc-challenge"],
-    methods=["vanilla", "freelb", "smart", "textat"],
-    seeds=[1, 2, 3, 4, 5],
-    train=dict(epochs=3, lr=5e-5, batch_size=32, max_length=128),
-    per_task={task: dict(batch_size=16) for task in ("commonsenseqa", "arc-easy", "arc-challenge")},
-)
+
+def load_grid(name_or_path: str, folder: Path = GRIDS_DIR) -> Grid:
+    """The grid of a YAML file (a path, or NAME for `benchmarks/grids/NAME.yaml` under the working directory):
+    tasks, methods, seeds, and optionally train, per_task, method_args, per_method, per_task_method_args,
+    robustness (the fields of `Grid`). Its name is the file's stem; its first comment lines say what it asks."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(grid_names(folder)) or f"none: no {folder}/ under {Path.cwd()}"
+        raise AdvlmError(f"no grid file {path}; pass a grid YAML file, or the name of one in {folder}/ ({known})")
+    data = yaml.safe_load(path.read_text()) or {}
+    allowed = {f.name for f in dataclasses.fields(Grid)} - {"name"}
+    unknown = sorted(set(data) - allowed) if isinstance(data, dict) else ["(not a mapping)"]
+    missing = sorted({"tasks", "methods", "seeds"} - set(data)) if not unknown else []
+    if unknown or missing:
+        problem = f"unknown keys {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        raise AdvlmError(f"grid file {path}: {problem}; its keys are {', '.join(sorted(allowed))}")
+    return Grid(name=path.stem, **data)
 
 
 def run_name(task: str, method: str, seed: int) -> str:

@@ -55,3 +55,14 @@ def detectable_difference(sd: float, seeds: int, power: float = 0.8, alpha: floa
 def pooled_sd(differences: list[np.ndarray]) -> float:
     """The spread of per-seed differences on one task, pooled over methods (root of the mean variance)."""
     return float(np.sqrt(np.mean([d.var(ddof=1) for d in differences])))
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free interval for the median of `values`: the order statistics x(j) and x(n+1-j), j the
+    binomial(n, 1/2) quantile at (1 - level) / 2, which cover the true median with probability at least `level`.
+    None when there are too few values for one (fewer than 6 at 95%)."""
+    j = int(stats.binom.ppf((1 - level) / 2, len(values), 0.5))
+    if j < 1:
+        return None
+    ordered = sorted(values)
+    return ordered[j - 1], ordered[len(values) - j]

@@ -25,25 +25,12 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from advlm.bench.cost import (
-    STEP_KINDS,
-    build_trainer,
-    child_results,
-    step_of,
-    sync_device,
-    time_step,
-    training_setup,
-)
-
-
-def interleavable(kind: str) -> bool:
-    return kind in STEP_KINDS or kind.startswith(("method:", "trainer:")) or kind == "stock-trainer"
-
+from advlm.bench.cost import sync_device, take_turns, time_step, training_setup
+from lab.kinds import STEP_KINDS, build_trainer, parse_kind, step_of
 
 _TRAINER_FORWARD = "_advlm_trainer_forward"  # where the forward a Trainer's accelerator wrapped waits its turn
 
@@ -62,14 +49,14 @@ def _trainer_forward_out(model) -> None:
         model.__dict__[_TRAINER_FORWARD] = wrapped
 
 
-class _TrainerInTurns:
+class TrainerInTurns:
     """A Trainer training in its own thread, one step per call: the call lets the thread run and waits until
     the Trainer's next step end; returns the seconds from the thread's resumption to that step end."""
 
-    def __init__(self, kind: str, model, batch, total: int, device: torch.device) -> None:
+    def __init__(self, kind, setup, total: int, device: torch.device) -> None:
         from transformers import TrainerCallback
 
-        self.model = model
+        self.model = setup.model
         self._go, self._stopped = threading.Semaphore(0), threading.Semaphore(0)
         self._elapsed, self._error, self._start, self.device = None, None, 0.0, device
         self._closing = False
@@ -84,7 +71,7 @@ class _TrainerInTurns:
                 control.should_training_stop = turns._closing
                 turns._start = time.perf_counter()
 
-        trainer = build_trainer(kind, model, batch, total, device, Pause())
+        trainer = build_trainer(kind, setup, total, Pause())
         self.thread = threading.Thread(target=self._train, args=(trainer,), daemon=True)
         self.thread.start()
 
@@ -117,15 +104,16 @@ class _TrainerInTurns:
         self.thread.join()
 
 
-def _runner(kind: str, model, batch, optimizer, autocast, total: int, device: torch.device):
-    """A callable that runs one step of `kind` and returns its seconds."""
-    if kind.startswith("trainer:") or kind == "stock-trainer":
-        return _TrainerInTurns(kind, model, batch, total, device)
-    return functools.partial(time_step, step_of(kind, model, batch, optimizer, autocast), device)
+def timer(label: str, setup, total: int, device: torch.device):
+    """A callable that runs one step of the kind `label` and returns its seconds."""
+    kind = parse_kind(label)
+    if isinstance(kind, STEP_KINDS):
+        return functools.partial(time_step, step_of(kind, setup), device)
+    return TrainerInTurns(kind, setup, total, device)
 
 
-def measure_interleaved(
-    kinds: list[str],
+def print_turns(
+    labels: list[str],
     batch_size: int,
     seq_len: int,
     steps: int,
@@ -133,65 +121,46 @@ def measure_interleaved(
     device_name: str,
     model_path: str | None = None,
     report_every: int = 10,
-) -> Iterator[dict[str, Any]]:
-    """Yields the times so far (`{"turns": n, "times_s": {kind: [...]}, "errors": {kind: message}}`) every
-    `report_every` measured turns and after the last. A kind that fails is dropped, with its error."""
+) -> None:
+    """The kinds taking turns, in this process: one `RESULT` line on stdout (`{"turns": n, "warmup": w,
+    "times_s": {label: [...]}, "errors": {label: message}}`) every `report_every` measured turns and after the
+    last. A kind that fails is dropped, with its error."""
     device = torch.device(device_name)
-    model, batch, optimizer, autocast = training_setup(batch_size, seq_len, device, model_path)
-    runners, errors = {}, {}
-    for kind in kinds:
+    setup = training_setup(batch_size, seq_len, device, model_path)
+    timers, errors = {}, {}
+    for label in labels:
         try:
-            runners[kind] = _runner(kind, model, batch, optimizer, autocast, warmup + steps + 1, device)
+            timers[label] = timer(label, setup, warmup + steps + 1, device)
         except Exception as exc:  # an unknown kind, a package that is missing: the others still run
-            errors[kind] = f"{type(exc).__name__}: {exc}"
+            errors[label] = f"{type(exc).__name__}: {exc}"
+
+    def report(done: int, times: dict, failed: dict) -> None:
+        measured = done - warmup
+        if measured > 0 and (measured % report_every == 0 or done == warmup + steps):
+            report = {"turns": measured, "warmup": warmup, "times_s": times, "errors": {**errors, **failed}}
+            print("RESULT" + json.dumps(report), flush=True)
+
     try:
-        yield from _turns(runners, errors, steps, warmup, report_every)
+        take_turns(timers, steps, warmup, report)
     finally:
-        for runner in runners.values():
-            if isinstance(runner, _TrainerInTurns):
+        for runner in timers.values():
+            if isinstance(runner, TrainerInTurns):
                 runner.close()
 
 
-def _turns(runners: dict, errors: dict, steps: int, warmup: int, report_every: int) -> Iterator[dict[str, Any]]:
-    times: dict[str, list[float]] = {kind: [] for kind in runners}
-    for turn in range(warmup + steps):
-        order = list(runners)
-        order = order[turn % len(order) :] + order[: turn % len(order)] if order else []
-        for kind in order:
-            try:
-                elapsed = runners[kind]()
-            except Exception as exc:
-                errors[kind] = f"{type(exc).__name__}: {exc}"
-                del runners[kind], times[kind]
-                continue
-            if turn >= warmup:
-                times[kind].append(elapsed)
-        measured = turn + 1 - warmup
-        if measured > 0 and (measured % report_every == 0 or turn == warmup + steps - 1):
-            yield {"turns": measured, "warmup": warmup, "times_s": times, "errors": errors}
-
-
-def print_interleaved(*args: Any) -> None:
-    """`measure_interleaved` in a child process: one `RESULT` line on stdout per report."""
-    for report in measure_interleaved(*args):
-        print("RESULT" + json.dumps(report), flush=True)
-
-
-def measure_interleaved_kinds(
-    kinds: list[str], settings: dict[str, Any], device: str, model_path: str | None = None, on_result=None
-) -> dict[str, Any] | None:
-    """The interleaved times of `kinds` (all but those that cannot take turns), in a child process (`settings`:
-    batch_size, seq_len, interleaved_steps, interleaved_warmup); `on_result(report)` after each report. Returns
-    the last report, None when the child reported nothing (its error then in `{"error": ...}`)."""
+def measure_turns(labels: list[str], settings: dict[str, Any], device: str, model_path=None, on_result=None):
+    """The kinds taking turns in a child process (`settings`: batch_size, seq_len, interleaved_steps,
+    interleaved_warmup); `on_result(report)` after each report. Returns the last report, or `{"error": ...}`
+    when the child failed before reporting."""
     from tqdm.auto import tqdm
 
-    kinds = [k for k in kinds if interleavable(k)]
+    from lab.cost import child_results
+
     steps = settings["interleaved_steps"]
-    args = (kinds, settings["batch_size"], settings["seq_len"], steps, settings["interleaved_warmup"], device)
-    code = f"from advlm.bench.interleaved import print_interleaved; print_interleaved(*{args!r}, {model_path!r})"
+    args = (labels, settings["batch_size"], settings["seq_len"], steps, settings["interleaved_warmup"], device)
     last = None
     with tqdm(total=steps, desc="cost, kinds taking turns") as bar:
-        for report in child_results(code):
+        for report in child_results("print_turns", *args, model_path):
             if "turns" not in report:  # the child failed
                 return last or report
             bar.update(report["turns"] - bar.n)
@@ -199,22 +168,3 @@ def measure_interleaved_kinds(
             if on_result:
                 on_result(report)
     return last
-
-
-def turn_ratios(interleaved: dict[str, Any] | None, ours: str, theirs: str) -> list[float]:
-    """`ours` over `theirs`, turn by turn (the turns both measured); empty when either is missing."""
-    times = (interleaved or {}).get("times_s", {})
-    return [a / b for a, b in zip(times.get(ours, []), times.get(theirs, []))]
-
-
-def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """A distribution-free interval for the median of `values`: the order statistics x(j) and x(n+1-j), j the
-    binomial(n, 1/2) quantile at (1 - level) / 2, which cover the true median with probability at least `level`.
-    None when there are too few values for one (fewer than 6 at 95%)."""
-    from scipy.stats import binom
-
-    j = int(binom.ppf((1 - level) / 2, len(values), 0.5))
-    if j < 1:
-        return None
-    ordered = sorted(values)
-    return ordered[j - 1], ordered[len(values) - j]
