@@ -30,7 +30,7 @@ model = load_model(args.model, task)
 train = task.encode(tokenizer, task.load("train", args.data_dir)[: args.max_steps * args.batch_size], 128)
 loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=task.collator(tokenizer))
 method = build_method(args.method)
-method.prepare(model, tokenizer=tokenizer)
+method.prepare(model, tokenizer=tokenizer, total_steps=args.max_steps)  # the same call AdversarialTrainer makes
 optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
 model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 

@@ -30,7 +30,9 @@ train = task.encode(tokenizer, task.load("train", args.data_dir)[: args.max_step
 loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=task.collator(tokenizer))
 
 method = build_method(args.method)
-method.prepare(model, tokenizer=tokenizer)  # refuses a model that cannot take inputs_embeds, before any training
+# what the method needs to know: the model (refused now if it cannot take inputs_embeds), the tokenizer's special
+# tokens (TextAT) and the run's optimizer steps (SMART's teacher schedule)
+method.prepare(model, tokenizer=tokenizer, total_steps=args.max_steps)
 optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
 model.train()
 for step, batch in enumerate(method.wrap_dataloader(loader), start=1):  # FreeAT replays batches here

@@ -10,7 +10,6 @@ ids may have any leading shape (B x T, or B x C x T for multiple choice).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import weakref
 from collections.abc import Mapping
@@ -49,7 +48,7 @@ def check_accepts_inputs_embeds(model: nn.Module) -> None:
 
 
 def embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The word-embedding lookup (... x T x H), with its gradient to the table (see `StepLookup` for methods
+    """The word-embedding lookup (... x T x H), with its gradient to the table (see `advlm.fast_paths.StepLookup` for methods
     that back-propagate several passes per step)."""
     return word_embeddings(model)(input_ids)
 
@@ -86,97 +85,20 @@ def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | No
     return module.create_position_ids_from_input_ids(flat, module.padding_idx).view(input_ids.shape)
 
 
-# Encoders whose forward turns the 2D padding mask into the attention mask with transformers'
-# `create_bidirectional_mask` alone (no sliding-window or other pattern on top), which returns a prepared 4D mask
-# as it is. Others get the 2D mask on every pass, as before.
-PLAIN_MASK_MODELS = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
-_step_masks: list | None = None  # inside `masks_shared_by_passes`: (2D mask, what it was prepared for, result)
-
-
-@contextlib.contextmanager
-def masks_shared_by_passes():
-    """Within the block (one method step), passes over the same batch share one prepared attention mask.
-
-    Preparing it asks the device whether any token is padding: a host sync that transformers otherwise repeats
-    on every forward, so a method making K passes per batch waited on the device K times where vanilla waits
-    once. Scoped to a step: a new batch is prepared afresh, as vanilla's forward does."""
-    global _step_masks
-    outer, _step_masks = _step_masks, []
-    try:
-        yield
-    finally:
-        _step_masks = outer
-
-
-def attention_mask_for_passes(model: nn.Module, mask: torch.Tensor | None, embeds: torch.Tensor):
-    """The attention mask to pass with `embeds`: inside `masks_shared_by_passes`, for a plain-mask encoder,
-    prepared once per mask tensor (None when nothing is padded, as transformers itself decides); else `mask`."""
-    config = getattr(unwrap(model), "config", None)
-    if (
-        _step_masks is None
-        or mask is None
-        or mask.dim() != 2
-        or getattr(config, "model_type", None) not in PLAIN_MASK_MODELS
-        or getattr(config, "is_decoder", False)
-    ):
-        return mask
-    # what the prepared mask depends on besides `mask` (a copy of the model, SMART's teacher, shares it)
-    key = (config.model_type, getattr(config, "_attn_implementation", None), embeds.dtype, embeds.device)
-    for seen, seen_key, prepared in _step_masks:
-        if seen is mask and seen_key == key:
-            return prepared
-    try:
-        from transformers.masking_utils import create_bidirectional_mask
-    except ImportError:  # transformers < 5
-        return mask
-    prepared = create_bidirectional_mask(config=config, inputs_embeds=embeds, attention_mask=mask)
-    _step_masks.append((mask, key, prepared))
-    return prepared
-
-
 def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: torch.Tensor) -> dict:
     """The model's keyword arguments: every key of `batch` but `input_ids`, and `inputs_embeds` in its place
     (a new dict each call: the Trainer's `compute_loss` pops `labels` from the one it is given)."""
     inputs = {k: v for k, v in batch.items() if k != "input_ids"}
     inputs["inputs_embeds"] = embeds
     if "attention_mask" in inputs:
+        from advlm.fast_paths import attention_mask_for_passes
+
         inputs["attention_mask"] = attention_mask_for_passes(model, inputs["attention_mask"], embeds)
     if "position_ids" not in inputs:
         pos = position_ids(model, batch["input_ids"])
         if pos is not None:
             inputs["position_ids"] = pos
     return inputs
-
-
-class StepLookup:
-    """The word-embedding lookup of one method step, computed once and shared by the step's passes.
-
-    A method that back-propagates several passes per step (FGM, FreeLB, TextAT) would otherwise compute the
-    table's gradient (vocabulary x hidden: about half of MiniLM's parameters) once per pass and hold it through
-    the next pass's forward. Here the passes before the last feed a detached copy of the lookup, whose gradient
-    (batch x tokens x hidden) sums there; the last pass feeds the lookup itself, with that sum added to its
-    gradient, so the table's gradient is computed once, at the step's last backward. The lookup's backward is
-    linear, so the table gets the same sum; under DDP it is ready in the last (synchronized) backward."""
-
-    def __init__(self, model: nn.Module, input_ids: torch.Tensor) -> None:
-        self.words = embed(model, input_ids)
-        self._early = self.words.detach().requires_grad_(self.words.requires_grad)
-        self._carrying = False
-
-    def for_pass(self, last: bool) -> torch.Tensor:
-        """The lookup to perturb in a pass; `last` for the pass whose backward ends the step."""
-        if not last:
-            return self._early
-        carried = self._early.grad
-        if carried is not None and not self._carrying:
-            self.words.register_hook(lambda grad: grad + carried.to(grad.dtype))
-            self._carrying = True
-        return self.words
-
-    def carry(self) -> torch.Tensor | float:
-        """A zero that depends on the lookup: add it to a last-pass loss the NaN guard replaced, so that the
-        earlier passes' share of the table's gradient still reaches the table."""
-        return (self.words * 0).sum() if self._carrying else 0.0
 
 
 def forward_embeds(

@@ -29,8 +29,8 @@ class AdversarialTrainer(Trainer):
     def __init__(self, *args: Any, method: AdversarialMethod | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.method = method if method is not None else build_method("vanilla")
-        self.method.prepare(self.model, tokenizer=self.processing_class)
-        self.add_callback(_TellMethod(self.method))
+        self.method.prepare(self.model, tokenizer=self.processing_class)  # refuses a model it cannot train, early
+        self.add_callback(_PrepareMethod(self))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
         self._flops_params: int | None = None
@@ -125,11 +125,13 @@ class AdversarialTrainer(Trainer):
             self.method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
-class _TellMethod(TrainerCallback):
-    """Tells the method the run's number of optimizer steps (SMART's beta schedule uses it)."""
+class _PrepareMethod(TrainerCallback):
+    """At the start of training, `method.prepare` with what the Trainer knows: the model, the tokenizer
+    (`processing_class`) and the run's number of optimizer steps; the same call a plain loop makes."""
 
-    def __init__(self, method: AdversarialMethod):
-        self.method = method
+    def __init__(self, trainer: AdversarialTrainer):
+        self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.method.on_train_begin(state.max_steps)
+        trainer = self.trainer
+        trainer.method.prepare(trainer.model, tokenizer=trainer.processing_class, total_steps=state.max_steps)

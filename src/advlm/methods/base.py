@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -49,12 +50,23 @@ class AdversarialMethod:
     """Base class. Subclasses are dataclasses of hyper-parameters implementing `step`."""
 
     name: ClassVar[str] = ""
-    #: forward+backward passes per batch, in units of a vanilla step (the ideal cost ratio)
-    passes: ClassVar[float] = 1.0
     #: whether the method feeds `inputs_embeds` (and so needs a model that accepts them)
     uses_embeddings: ClassVar[bool] = True
     #: the tokenizer's special token ids, told by `prepare(model, tokenizer=...)`
     special_token_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
+    #: what `prepare` was told: "tokenizer", "total_steps"
+    _told: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    @property
+    def passes(self) -> float:
+        """Forward+backward passes per batch, in units of a vanilla step: the ideal cost ratio to vanilla."""
+        return 1.0
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What this method's behaviour depends on being told by `prepare`: "tokenizer" (its special tokens),
+        "total_steps" (the run's number of optimizer steps). A step without it warns once."""
+        return ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -62,13 +74,13 @@ class AdversarialMethod:
     def validate(self) -> None:
         """Check the shared hyper-parameters that this method has; raise `AdvlmError` naming the fix."""
         from advlm.errors import AdvlmError
-        from advlm.perturbation import NORMS
 
-        norm = getattr(self, "norm", None)
-        if norm is not None and norm not in getattr(self, "norms", NORMS):
-            raise AdvlmError(
-                f"{self.name}: unknown norm '{norm}'; use one of {', '.join(getattr(self, 'norms', NORMS))}"
-            )
+        for f in self.hyperparameters():
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise AdvlmError(
+                    f"{self.name}: unknown {f.name} {getattr(self, f.name)!r}; use one of {', '.join(choices)}"
+                )
         if getattr(self, "steps", 1) < 1:
             raise AdvlmError(f"{self.name}: steps must be at least 1, got {self.steps}")
         for key in ("eps", "step_size", "init_mag", "weight", "adv_start_step"):
@@ -86,8 +98,10 @@ class AdversarialMethod:
             check_accepts_inputs_embeds(model)
         if tokenizer is not None:
             self.special_token_ids = list(getattr(tokenizer, "all_special_ids", []) or [])
+            self._told.add("tokenizer")
         if total_steps is not None:
             self.on_train_begin(total_steps)
+            self._told.add("total_steps")
 
     def step(
         self,
@@ -101,11 +115,13 @@ class AdversarialMethod:
         backward = backward or default_backward
         compute_loss = compute_loss or model_pass
         self._calls = getattr(self, "_calls", 0) + 1
+        if self._calls == 1:
+            self._warn_untold()
         if self._calls <= getattr(self, "adv_start_step", 0):
             loss, _ = compute_loss(model, dict(batch))  # delayed start: plain fine-tuning for a while
             backward(loss)
             return StepOutput(loss.detach())
-        from advlm.embeddings import masks_shared_by_passes
+        from advlm.fast_paths import masks_shared_by_passes
 
         with masks_shared_by_passes():
             return self.adversarial_step(model, batch, backward, compute_loss)
@@ -114,6 +130,27 @@ class AdversarialMethod:
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
     ) -> StepOutput:
         raise NotImplementedError
+
+    UNTOLD = {
+        "tokenizer": "its special tokens (pass prepare(model, tokenizer=tokenizer))",
+        "total_steps": "the run's number of optimizer steps (pass prepare(model, total_steps=N))",
+    }
+
+    def _warn_untold(self) -> None:
+        """Warns once, at the first step, for each thing the method relies on that `prepare` was never told."""
+        for need in self.needs:
+            if need not in self._told:
+                warnings.warn(
+                    f"{self.name} was never told {self.UNTOLD[need]}: {self.untold_effect(need)}. "
+                    "AdversarialTrainer tells it; in your own loop call method.prepare(model, tokenizer=tokenizer, "
+                    "total_steps=N) before the first step.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
+    def untold_effect(self, need: str) -> str:
+        """What the method does instead when `need` was never told (the warning says it)."""
+        return "it runs without it"
 
     def on_train_begin(self, total_steps: int) -> None:
         """Told the run's number of optimizer steps (AdversarialTrainer does this; schedules use it)."""

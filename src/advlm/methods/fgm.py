@@ -4,13 +4,12 @@ https://arxiv.org/abs/1605.07725 — the common cheap baseline.
 One clean forward+backward (parameter gradients and d loss / d delta together), one normalized step of size
 `step_size` on the word embeddings, one forward+backward on the perturbed input with loss weight `weight`.
 Cost: 2 forward+backward passes. This is PGD with K=1 on the current batch plus the clean loss
-(REFERENCE.md section 3). Departure: Miyato et al. perturb normalized embeddings of an LSTM; we perturb the
+(docs/methods.md). Departure: Miyato et al. perturb normalized embeddings of an LSTM; we perturb the
 word-embedding lookup of a Transformer, with the step normalized per example (l2) as FreeLB does.
 
-Default step 0.1 per example. The common BERT recipe's epsilon 1.0 normalizes over the whole batch's
-embedding gradient, about 1/sqrt(batch) per example (0.18 at batch 32); 1.0 per example collapsed the default
-model to one class on SST-2, RTE, MRPC, CoLA and STS-B. On the SST-2 quick slice (seed 1): step 1.0 -> 50.9%,
-0.3 -> 70.3%, 0.2 -> 77.1%, 0.1 -> 77.3%, vanilla 78.2% (benchmarks/results/*/notes.md).
+Default step 0.1 per example, not the common BERT recipe's epsilon 1.0: that recipe normalizes over the whole
+batch's embedding gradient, about 1/sqrt(batch) per example; 1.0 per example is far larger (docs/methods.md,
+"Defaults", says what it did to the default model).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import StepLookup, forward_embeds, token_mask
+from advlm.embeddings import forward_embeds, token_mask
+from advlm.fast_paths import StepLookup
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared, sync_unless_last
 from advlm.methods.registry import register
 from advlm.passes import PassFn
@@ -40,7 +40,9 @@ class FGM(AdversarialMethod):
     adv_start_step: int = shared("adv_start_step", 0)
     nan_guard: bool = shared("nan_guard", True)
 
-    passes = 2.0
+    @property
+    def passes(self) -> float:
+        return 2.0
 
     def adversarial_step(
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn

@@ -58,7 +58,9 @@ class FreeAT(AdversarialMethod):
     adv_start_step: int = shared("adv_start_step", 0)
     nan_guard: bool = shared("nan_guard", True)
 
-    passes = 1.0  # per replay, i.e. per optimizer step
+    @property
+    def passes(self) -> float:  # per replay, i.e. per optimizer step
+        return 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import StepLookup, forward_embeds, token_mask
+from advlm.embeddings import forward_embeds, token_mask
+from advlm.fast_paths import StepLookup
 from advlm.methods.base import (
     AdversarialMethod,
     Backward,
@@ -53,7 +54,7 @@ class FreeLB(AdversarialMethod):
     nan_guard: bool = shared("nan_guard", True)
 
     @property
-    def passes(self) -> float:  # type: ignore[override]
+    def passes(self) -> float:
         return float(self.steps)
 
     def adversarial_step(

@@ -38,7 +38,7 @@ class PGD(AdversarialMethod):
     nan_guard: bool = shared("nan_guard", True)
 
     @property
-    def passes(self) -> float:  # type: ignore[override]
+    def passes(self) -> float:
         return float(self.steps + 1)
 
     def adversarial_step(

@@ -71,11 +71,11 @@ class SMART(AdversarialMethod):
     beta_switch: float = hparam(0.1, "fraction of the run's optimizer steps that use beta_early")
     smoothness: bool = hparam(True, "use the smoothness-inducing adversarial regularizer")
     bregman: bool = hparam(True, "use the Bregman proximal point (mean teacher) term")
+    norm: str = hparam(
+        "token-linf", "geometry of the ball: each token's max-abs (the reference codes')", choices=("token-linf",)
+    )
     adv_start_step: int = shared("adv_start_step", 0)
     nan_guard: bool = shared("nan_guard", True)
-
-    norm = "token-linf"
-    norms = ("token-linf",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,8 +95,15 @@ class SMART(AdversarialMethod):
             raise AdvlmError(f"smart: mu must be >= 0, got {self.mu}")
 
     @property
-    def passes(self) -> float:  # type: ignore[override]
+    def passes(self) -> float:
         return (1 + self.steps + 1 if self.smoothness else 1) + (1 / 3 if self.bregman else 0)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return ("total_steps",) if self.bregman and self.mu > 0 else ()
+
+    def untold_effect(self, need: str) -> str:
+        return f"its teacher keeps decay beta_early={self.beta_early} for {DEFAULT_SWITCH_STEP} steps, whatever the run's length"
 
     def on_train_begin(self, total_steps: int) -> None:
         self._switch_step = int(self.beta_switch * total_steps)

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import StepLookup, token_mask, word_embeddings
+from advlm.embeddings import token_mask, word_embeddings
+from advlm.fast_paths import StepLookup
 from advlm.heads import id_tensor, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, hparam, shared
 from advlm.methods.freelb import free_passes
@@ -53,26 +54,24 @@ class TextAT(AdversarialMethod):
         "dtype of the global token table (vocabulary x hidden: 4 bytes a value in float32; bfloat16 halves it)",
         choices=("float32", "bfloat16"),
     )
+    norm: str = hparam("l2", "geometry of the ball: the example's Frobenius norm (token steps scaled)", choices=("l2",))
     adv_start_step: int = shared("adv_start_step", 0)
     nan_guard: bool = shared("nan_guard", True)
-
-    norm = "l2"
-    norms = ("l2",)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.table_dtype not in ("float32", "bfloat16"):
-            from advlm.errors import AdvlmError
-
-            raise AdvlmError(f"textat: table_dtype must be float32 or bfloat16, got {self.table_dtype!r}")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.table: torch.Tensor | None = None
 
     @property
-    def passes(self) -> float:  # type: ignore[override]
+    def passes(self) -> float:
         return float(self.steps)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return ("tokenizer",)
+
+    def untold_effect(self, need: str) -> str:
+        return "tokens the model's config does not name as special (e.g. [CLS], [MASK]) read and write table rows"
 
     def _ensure_table(self, model: nn.Module) -> torch.Tensor:
         weight = word_embeddings(model).weight

@@ -18,7 +18,10 @@ from advlm.passes import PassFn
 class Vanilla(AdversarialMethod):
     """Standard fine-tuning. Cost: 1 forward + 1 backward. Feeds the batch as is (no embedding access)."""
 
-    passes = 1.0
+    @property
+    def passes(self) -> float:
+        return 1.0
+
     uses_embeddings = False
 
     def adversarial_step(
