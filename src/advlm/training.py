@@ -140,7 +140,8 @@ def measure_robustness(cfg: TrainConfig, task, model, tokenizer, dev_ds) -> dict
 
 
 def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
-    """Train, evaluate the best checkpoint, and return (and write) the run's metrics."""
+    """Train, evaluate the best checkpoint, and return (and write) the run's metrics; a run that fails leaves
+    no output folder it created."""
     task, method, tokenizer, model, train_ds, dev_ds = prepare(cfg)
     out = Path(cfg.output_dir)
     created = not out.exists()
@@ -159,27 +160,7 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
         )
         start = time.perf_counter()
         result = trainer.train()
-        runtime = time.perf_counter() - start
-        final = trainer.evaluate()
-        metrics = {
-            "task": task.name,
-            "task_type": task.kind,
-            "method": method.name,
-            "method_args": method.config(),
-            "seed": cfg.seed,
-            "model": cfg.model or "minilm",
-            "eval": {m: final[f"eval_{m}"] for m in task.metrics},
-            "eval_loss": final.get("eval_loss"),
-            "train_loss": result.training_loss,
-            "train_runtime_s": runtime,
-            "steps": trainer.state.global_step,
-            "train_examples": len(train_ds),
-            "eval_examples": len(dev_ds),
-            "best_checkpoint_metric": trainer.state.best_metric,
-            "history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
-            # the logged training loss (every logging_steps): whether a model fits its training set at all
-            "train_history": [h for h in trainer.state.log_history if "loss" in h],
-        }
+        metrics = run_metrics(cfg, task, trainer, result, time.perf_counter() - start, len(train_ds), len(dev_ds))
         if cfg.robustness:
             metrics["robustness"] = measure_robustness(cfg, task, trainer.model, tokenizer, dev_ds)
         if trainer.is_world_process_zero():
@@ -193,3 +174,28 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def run_metrics(cfg: TrainConfig, task, trainer, result, runtime: float, train_size: int, dev_size: int) -> dict:
+    """metrics.json: the settings, the best checkpoint's dev metrics, the training's course."""
+    final = trainer.evaluate()
+    history = trainer.state.log_history
+    return {
+        "task": task.name,
+        "task_type": task.kind,
+        "method": trainer.method.name,
+        "method_args": trainer.method.config(),
+        "seed": cfg.seed,
+        "model": cfg.model or "minilm",
+        "eval": {m: final[f"eval_{m}"] for m in task.metrics},
+        "eval_loss": final.get("eval_loss"),
+        "train_loss": result.training_loss,
+        "train_runtime_s": runtime,
+        "steps": trainer.state.global_step,
+        "train_examples": train_size,
+        "eval_examples": dev_size,
+        "best_checkpoint_metric": trainer.state.best_metric,
+        "history": [h for h in history if any(k.startswith("eval_") for k in h)],
+        # the logged training loss (every logging_steps): whether a model fits its training set at all
+        "train_history": [h for h in history if "loss" in h],
+    }

@@ -59,3 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("advlm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `advlm list | head`: the reader left; stop quietly, as other command-line tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
+        return 0

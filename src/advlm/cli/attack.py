@@ -22,15 +22,21 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
+SUMMARY_COLUMNS = (
+    "examples",
+    "clean_accuracy",
+    "accuracy_under_attack",
+    "attack_success_rate",
+    "mean_fraction_changed",
+    "queries_per_example",
+)
+SAVED_FIELDS = ("original", "adversarial", "label", "clean_correct", "success", "changed", "words", "substitutions")
 
-    from advlm.cli.options import eval_examples, format_table, task_from_args
+
+def check_args(args: argparse.Namespace):
+    """The task the flags name, refused unless it is sentence classification; the attack's settings checked."""
+    from advlm.cli.options import task_from_args
     from advlm.errors import AdvlmError
-    from advlm.modeling import load_model, load_tokenizer
-    from advlm.robustness.advglue import require_task_order
-    from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
 
     task = task_from_args(args)
     if task.kind != "classification":
@@ -42,6 +48,19 @@ def run(args: argparse.Namespace) -> int:
         raise AdvlmError(f"unknown substitute source '{args.source}'; use embedding or glove")
     if not 0 <= args.max_fraction <= 1:
         raise AdvlmError(f"--max-fraction must be in [0, 1], got {args.max_fraction}")
+    return task
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from advlm.cli.options import eval_examples, format_table
+    from advlm.modeling import load_model, load_tokenizer
+    from advlm.robustness.advglue import require_task_order
+    from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
+
+    task = check_args(args)
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task, trained=True).to("cuda" if torch.cuda.is_available() else "cpu")
     examples = eval_examples(task, args)
@@ -52,50 +71,13 @@ def run(args: argparse.Namespace) -> int:
         attack_example(ex.texts, ex.label, predict, vectors, args.max_fraction, args.candidates, args.min_similarity)
         for ex in tqdm(examples, desc="attack")
     ]
-    summary = {
-        "task": task.name,
-        "model": args.model,
-        "source": args.source,
-        "max_fraction": args.max_fraction,
-        "candidates": args.candidates,
-        "min_similarity": args.min_similarity,
-        **summarize(results),
-    }
-    print(
-        format_table(
-            [
-                {
-                    k: summary[k]
-                    for k in (
-                        "examples",
-                        "clean_accuracy",
-                        "accuracy_under_attack",
-                        "attack_success_rate",
-                        "mean_fraction_changed",
-                        "queries_per_example",
-                    )
-                }
-            ]
-        )
-    )
+    settings = ("source", "max_fraction", "candidates", "min_similarity")
+    summary = {"task": task.name, "model": args.model, **{k: getattr(args, k) for k in settings}, **summarize(results)}
+    print(format_table([{k: summary[k] for k in SUMMARY_COLUMNS}]))
     if args.save:
         with open(args.save, "w") as f:
             for r in results:
-                f.write(
-                    json.dumps(
-                        {
-                            "original": r.original,
-                            "adversarial": r.adversarial,
-                            "label": r.label,
-                            "clean_correct": r.clean_correct,
-                            "success": r.success,
-                            "changed": r.changed,
-                            "words": r.words,
-                            "substitutions": r.substitutions,
-                        }
-                    )
-                    + "\n"
-                )
+                f.write(json.dumps({k: getattr(r, k) for k in SAVED_FIELDS}) + "\n")
     if args.output:
         with open(args.output, "w") as f:
             json.dump(summary, f, indent=2)

@@ -8,18 +8,23 @@ from collections.abc import Mapping
 
 
 def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
-    """One `--name` flag per field, typed by its default; help from `metadata["help"]`; unset = absent."""
+    """One `--name` flag per field, typed by its default (or `metadata["type"]`); help from `metadata["help"]`;
+    unset = absent, so that a config file's value or the field's default holds."""
     for f in fields:
         flag = "--" + f.name.replace("_", "-")
         choices = f.metadata.get("choices")
+        if choices is not None and len(choices) < 2:
+            continue  # fixed by the method (SMART's and TextAT's norm): nothing to choose
         help_text = f.metadata.get("help", "") + (f"; one of {', '.join(choices)}" if choices else "")
-        help_text += f" (default: {f.default})"
-        if isinstance(f.default, bool):
+        help_text += f" (default: {f.default})" if f.default not in (None, dataclasses.MISSING) else ""
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            group.add_argument(flag, dest=f.name, type=f.metadata.get("type") or str, required=True, help=help_text)
+        elif isinstance(f.default, bool):
             group.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )
         else:
-            kind = type(f.default) if f.default is not None else str
+            kind = f.metadata.get("type") or (type(f.default) if f.default is not None else str)
             group.add_argument(
                 flag,
                 dest=f.name,

@@ -4,50 +4,10 @@ kind) with an adversarial method."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from advlm.config import TrainConfig, config_fields, read_yaml, split_settings
 from advlm.errors import AdvlmError
-
-RUN_FLAGS = {
-    "task": (
-        str,
-        "built-in task: cola sst2 mrpc stsb qqp mnli mnli-mm qnli rte wnli (GLUE), conll2003, commonsenseqa, "
-        "arc-easy, arc-challenge; with --task-type, a name for your own task",
-    ),
-    "task_type": (
-        str,
-        "kind of your own data (with --train-file/--eval-file): classification, regression, token-classification, "
-        "multiple-choice, question-answering, causal-lm",
-    ),
-    "text_fields": (str, "classification/regression of your own data: the text field(s), 'a' or 'a,b' (unset: text)"),
-    "label_field": (str, "classification/regression of your own data: the label field (unset: label)"),
-    "doc_stride": (int, "question answering: tokens shared by consecutive windows of a long context (unset: 32)"),
-    "method": (str, "training method (see `advlm list`)"),
-    "model": (str, "local Hugging Face model folder or hub id (default: the packaged MiniLM)"),
-    "output_dir": (str, "run directory: model, config.yaml, metrics.json"),
-    "data_dir": (
-        str,
-        "folder of the tasks' data (glue/, conll2003/, ...; default: $ADVLM_DATA_DIR, else ../shared/data)",
-    ),
-    "train_file": (str, "your own training file instead of the task's (.jsonl/.csv/.tsv; CoNLL; SQuAD .json)"),
-    "eval_file": (str, "your own evaluation file instead of the task's dev split"),
-    "epochs": (float, "training epochs"),
-    "lr": (float, "peak learning rate (AdamW, linear warm-up and decay)"),
-    "batch_size": (int, "training batch size per process"),
-    "eval_batch_size": (int, "evaluation batch size"),
-    "max_length": (int, "maximum tokens per example (longer ones are truncated)"),
-    "max_train_samples": (int, "use a fixed random slice of this many training examples"),
-    "max_eval_samples": (int, "use a fixed random slice of this many evaluation examples"),
-    "seed": (int, "random seed"),
-    "warmup_ratio": (float, "fraction of steps for the linear warm-up"),
-    "weight_decay": (float, "AdamW weight decay"),
-    "max_grad_norm": (float, "gradient clipping norm"),
-    "grad_accum": (int, "gradient accumulation steps"),
-    "logging_steps": (int, "log every N optimizer steps"),
-    "robustness_eps": (float, "with --robustness: radius of the l2 ball for M-Inc"),
-    "robustness_steps": (int, "with --robustness: ascent steps (the cap)"),
-    "robustness_samples": (int, "with --robustness: dev examples measured (a fixed random slice)"),
-}
 
 
 def _peek_method(argv: list[str]) -> str:
@@ -71,26 +31,7 @@ def add_parser(sub, argv: list[str]) -> None:
     from advlm.methods import method_class
 
     p = sub.add_parser("train", help="fine-tune a model", description=__doc__)
-    defaults = TrainConfig()
-    for name, (kind, help_text) in RUN_FLAGS.items():
-        default = getattr(defaults, name)
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            type=kind,
-            default=argparse.SUPPRESS,
-            help=help_text if default is None else f"{help_text} (default: {default})",
-        )
-    p.add_argument(
-        "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="no progress bar"
-    )
-    p.add_argument(
-        "--robustness",
-        dest="robustness",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json",
-    )
+    add_dataclass_flags(p, [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)])
     p.add_argument("--config", help="YAML file of settings (flags override it)")
     name = _peek_method(argv)
     try:

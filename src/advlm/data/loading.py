@@ -17,18 +17,20 @@ DATA_ENV = "ADVLM_DATA_DIR"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """`--data-dir`, else `$ADVLM_DATA_DIR`, else `../shared/data` beside the repository. A task finds its
-    folder there (`glue/RTE`, `conll2003`, ...) or, for GLUE, directly inside a folder of GLUE tasks."""
+    """`--data-dir`, else `$ADVLM_DATA_DIR`, else the first `shared/data` in the working directory or one of its
+    parents (a checkout beside `../shared`, as this project's is). A task finds its folder there (`glue/RTE`,
+    `conll2003`, ...) or, for GLUE, directly inside a folder of GLUE tasks."""
     if data_dir is None:
         data_dir = os.environ.get(DATA_ENV)
     if data_dir is None:
-        repo = Path(__file__).resolve().parents[3]
-        candidate = repo.parent / "shared" / "data"
-        if not candidate.is_dir():
-            raise AdvlmError(
-                f"no data directory found (looked for {candidate}); pass --data-dir DIR or set ${DATA_ENV}"
-            )
-        return candidate
+        here = Path.cwd()
+        for folder in (here, *here.parents):
+            if (folder / "shared" / "data").is_dir():
+                return folder / "shared" / "data"
+        raise AdvlmError(
+            f"no data directory found (no shared/data in {here} or a folder above it); pass --data-dir DIR or "
+            f"set ${DATA_ENV}"
+        )
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise AdvlmError(f"data directory {path} does not exist; pass --data-dir with the folder of the task's data")

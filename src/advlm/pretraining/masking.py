@@ -1,4 +1,4 @@
-"""Masking as pure functions over one sequence of token ids (REFERENCE.md sections 7-8).
+"""Masking as pure functions over one sequence of token ids (docs/pretraining.md).
 
 Every function takes `ids` (list[int]), `special` (list[bool], True for special tokens and padding, which
 are never selected), a `random.Random` and returns `(inputs, labels)` with `labels[i] = ids[i]` at the

@@ -9,7 +9,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForMaskedLM, get_linear_schedule_with_warmup
 
+from advlm.config import check_settings, setting
 from advlm.errors import AdvlmError
 from advlm.pretraining import masking
 from advlm.pretraining.corpus import Chunk, encode, glue_corpus, read_lines
@@ -28,37 +29,41 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass
 class PretrainConfig:
-    output_dir: str
-    objective: str = "mlm"
-    masking: str = "bert"
-    corpus: str = "glue"  # a text file, or "glue"
-    model: str | None = None  # a model folder; None = the packaged MiniLM
-    model_config: str | None = None  # a config.json to train a small model from scratch instead
-    similar: str = "embedding"
-    language: str = "en"
-    max_length: int = 128
-    batch_size: int = 32
-    lr: float = 5e-5
-    steps: int = 1000
-    warmup_ratio: float = 0.06
-    save_every: int = 200
-    seed: int = 42
-    rtd_weight: float = 50.0
-    generator_layers: int | None = None
-    max_lines: int | None = None
-    data_dir: str | None = None
-    progress: bool = True
+    """The settings of one pre-training run; `advlm pretrain`'s flags are made from them."""
+
+    output_dir: str = setting(
+        MISSING, "output folder (model, tokenizer, pretrain_metrics.json; checkpoint.pt while running)"
+    )
+    objective: str = setting("mlm", "training objective", choices=OBJECTIVES)
+    masking: str = setting("bert", "which tokens to mask and how", choices=MASKINGS)
+    corpus: str = setting(
+        "glue", "text file with one sentence or document per line, or 'glue' (GLUE training sentences)"
+    )
+    model: str | None = setting(None, "model folder to continue from (unset: the packaged MiniLM)")
+    model_config: str | None = setting(
+        None, "a config.json (tokenizer files beside it): train a small model from scratch instead"
+    )
+    similar: str = setting("embedding", "MacBERT's similar words", choices=("embedding", "glove", "wordnet", "cilin"))
+    language: str = setting(
+        "en", "language of the corpus (Chinese: jieba words, characters as tokens)", choices=("en", "zh")
+    )
+    max_length: int = setting(128, "tokens per chunk (longer lines are split)", "positive")
+    batch_size: int = setting(32, "chunks per step", "positive")
+    lr: float = setting(5e-5, "peak learning rate (AdamW, linear warm-up and decay)", "positive")
+    steps: int = setting(1000, "optimizer steps", "positive")
+    warmup_ratio: float = setting(0.06, "fraction of steps for the linear warm-up", "fraction")
+    save_every: int = setting(200, "write checkpoint.pt every N steps (a rerun resumes from it)", "positive")
+    seed: int = setting(42, "random seed")
+    rtd_weight: float = setting(50.0, "ELECTRA's weight of the replaced-token-detection loss", "nonnegative")
+    generator_layers: int | None = setting(
+        None, "ELECTRA generator depth (unset: a third of the discriminator's)", "positive", int
+    )
+    max_lines: int | None = setting(None, "use only the first N lines of the corpus", "positive", int)
+    data_dir: str | None = setting(None, "GLUE folder for --corpus glue")
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise AdvlmError(f"unknown objective '{self.objective}'; choose one of: {', '.join(OBJECTIVES)}")
-        if self.masking not in MASKINGS:
-            raise AdvlmError(f"unknown masking '{self.masking}'; choose one of: {', '.join(MASKINGS)}")
-        if self.language not in ("en", "zh"):
-            raise AdvlmError(f"unknown language '{self.language}'; use en or zh")
-        for name in ("lr", "batch_size", "steps", "max_length", "save_every"):
-            if getattr(self, name) <= 0:
-                raise AdvlmError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        check_settings(self)
 
 
 class Masker:
@@ -126,20 +131,43 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     if cfg.masking == "macbert":
         embeddings_owner = model.discriminator if cfg.objective == "electra" else model
         similar = build_similar(cfg.similar, embeddings_owner, tokenizer)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    masker = Masker(cfg, tokenizer, similar)
+    history, tokens_per_s = train_steps(cfg, model, masker, chunks, out)
+    (model.discriminator if cfg.objective == "electra" else model).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    first, last = history[: max(1, len(history) // 10)], history[-max(1, len(history) // 10) :]
+    summary = {
+        "config": asdict(cfg),
+        "lines": len(lines),
+        "chunks": len(chunks),
+        "lines_split": split,
+        "steps": cfg.steps,
+        "tokens_per_s": tokens_per_s,
+        "first_steps": _mean(first),
+        "last_steps": _mean(last),
+        "macbert_counts": masker.counts,
+    }
+    (out / "pretrain_metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_steps(cfg: PretrainConfig, model, masker: Masker, chunks: list, out: Path) -> tuple[list[dict], float]:
+    """The training loop, resumed from `out`'s checkpoint when there is one and checkpointed every
+    `save_every` steps: (every step's losses, tokens per second)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     start_step, history = 0, []
     if (out / CHECKPOINT).is_file():  # resume
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
         start_step, history = state["step"], state["history"]
-    masker = Masker(cfg, tokenizer, similar)
     order = random.Random(cfg.seed + start_step)
     tokens, t0 = 0, time.perf_counter()
     bar = tqdm(range(start_step, cfg.steps), desc=f"pretrain {cfg.objective}/{cfg.masking}", disable=not cfg.progress)
@@ -155,34 +183,10 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
         history.append({k: float(v.detach()) for k, v in record.items()} | {"step": step + 1})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step + 1,
-                    "history": history,
-                },
-                out / CHECKPOINT,
-            )
+            state = {name: part.state_dict() for name, part in parts.items()}
+            torch.save({**state, "step": step + 1, "history": history}, out / CHECKPOINT)
     elapsed = time.perf_counter() - t0
-    (model.discriminator if cfg.objective == "electra" else model).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    first, last = history[: max(1, len(history) // 10)], history[-max(1, len(history) // 10) :]
-    summary = {
-        "config": asdict(cfg),
-        "lines": len(lines),
-        "chunks": len(chunks),
-        "lines_split": split,
-        "steps": cfg.steps,
-        "tokens_per_s": tokens / elapsed if elapsed else 0.0,
-        "first_steps": _mean(first),
-        "last_steps": _mean(last),
-        "macbert_counts": masker.counts,
-    }
-    (out / "pretrain_metrics.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return history, tokens / elapsed if elapsed else 0.0
 
 
 def _step(model, batch, objective: str) -> dict[str, torch.Tensor]:

@@ -184,6 +184,19 @@ def predicted_correctly(model: nn.Module, dataset: TokenizedDataset, tokenizer, 
     return torch.cat(flags).numpy()
 
 
+def correct_by_all(models: dict[str, nn.Module], dataset: TokenizedDataset, tokenizer, batch_size: int, task):
+    """(the examples every model predicts correctly, whether the head has a notion of correct at all; where it
+    has none, every example)."""
+    correct = np.ones(len(dataset), dtype=bool)
+    judged = True
+    for model in models.values():
+        flags = predicted_correctly(model, dataset, tokenizer, batch_size, task)
+        judged = flags is not None
+        if judged:
+            correct &= flags
+    return TokenizedDataset([f for f, ok in zip(dataset.features, correct) if ok], dataset.meta), judged
+
+
 def compare(
     models: dict[str, nn.Module],
     dataset: TokenizedDataset,
@@ -199,14 +212,7 @@ def compare(
 ) -> dict:
     """FreeLB's Table 5 for `models` (the first is the reference for the radii), on the examples that every
     model predicts correctly. Returns {"rows": [...], "examples": n, "settings": {...}}."""
-    correct = np.ones(len(dataset), dtype=bool)
-    judged = True
-    for model in models.values():
-        flags = predicted_correctly(model, dataset, tokenizer, batch_size, task)
-        judged = flags is not None
-        if judged:
-            correct &= flags
-    common = TokenizedDataset([f for f, ok in zip(dataset.features, correct) if ok], dataset.meta)
+    common, judged = correct_by_all(models, dataset, tokenizer, batch_size, task)
     settings = {
         "eps": eps,
         "steps": steps,

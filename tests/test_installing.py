@@ -1,0 +1,86 @@
+"""Installing as a user would: what `pip install .` installs (the product, not the lab), where the default data is
+found, a command whose reader leaves early, run settings that validate themselves and make the flags."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from advlm.cli import main
+from advlm.errors import AdvlmError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_holds_the_package_and_none_of_the_lab(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=REPO,
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("advlm-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = [n for n in names if n.endswith(".py")]
+    assert "advlm/methods/freelb.py" in modules and "advlm/bench/grid.py" in modules
+    assert not [n for n in modules if not n.startswith("advlm/")]  # no lab/ package, no benchmarks/
+    bench = sorted(n.removeprefix("advlm/bench/") for n in modules if n.startswith("advlm/bench/"))
+    assert bench == [
+        "__init__.py",
+        "cost.py",
+        "environment.py",
+        "grid.py",
+        "paired.py",
+        "papers.py",
+        "report.py",
+        "tables.py",
+    ]
+    text = "".join(zipfile.ZipFile(wheel).read(n).decode() for n in modules)
+    for lab_only in (
+        "TorchDispatchMode",
+        "sys.setprofile",
+        "smart_pytorch",
+        "subprocess.Popen",
+        'model.__dict__["forward"]',
+    ):
+        assert lab_only not in text, lab_only
+
+
+def test_the_default_data_directory_is_found_from_the_working_directory(tmp_path, monkeypatch):
+    from advlm.data.loading import resolve_data_dir
+
+    monkeypatch.delenv("ADVLM_DATA_DIR", raising=False)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "checkout" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "sub")
+    assert resolve_data_dir() == tmp_path / "shared" / "data"  # a folder above the working directory
+    monkeypatch.chdir(tmp_path.parent)
+    if not any((p / "shared" / "data").is_dir() for p in (tmp_path.parent, *tmp_path.parent.parents)):
+        with pytest.raises(AdvlmError, match=r"no shared/data in .* or a folder above it\); pass --data-dir"):
+            resolve_data_dir()
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    done = subprocess.run(
+        f"{sys.executable} -m advlm list | head -1", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() and "BrokenPipe" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_settings_validate_themselves_and_make_the_train_flags(capsys):
+    import dataclasses
+
+    from advlm.config import TrainConfig
+
+    with pytest.raises(AdvlmError, match=r"--warmup-ratio must be in \[0, 1\), got 1.5; pass a fraction below 1"):
+        TrainConfig(warmup_ratio=1.5)
+    assert TrainConfig(doc_stride="16", max_train_samples="8").doc_stride == 16  # YAML text typed as the flag is
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata["flag"]:
+            assert "--" + f.name.replace("_", "-") in out
+    assert "gradient accumulation steps (default: 1)" in out and "--method-args" not in out
