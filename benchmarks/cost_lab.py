@@ -1,7 +1,7 @@
 """The lab's cost table: every method, the hand-written floor, our Trainer and the stock Trainer, SMART like for
 like with smart-pytorch, FreeLB without its NaN guard; first all kinds taking turns (the drift-free ratios), then
-rounds of each kind alone (memory, op and call counts). Writes benchmarks/results/<hardware>/cost.json (which
-`advlm bench --render-only` renders) and prints the table and the project's targets, met or missed.
+rounds of each kind alone (memory, op and call counts). Writes benchmarks/results/<hardware>/cost-lab.json
+(which benchmarks/report.py renders beside `advlm bench`'s own cost.json) and prints the table and the project's targets, met or missed.
 
     .venv/bin/python benchmarks/cost_lab.py                 # 2 CPU cores: about 25 minutes
     python benchmarks/cost_lab.py --device cuda             # a GPU: about 3 minutes
@@ -47,7 +47,7 @@ def main() -> None:
         "interleaved_steps": args.turns if args.turns is not None else (100 if gpu else 30),
         "interleaved_warmup": 10 if gpu else 2,
     }
-    out = Path(args.results) / env["hardware"] / "cost.json"
+    out = Path(args.results) / env["hardware"] / "cost-lab.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     cost = {"settings": settings, "environment": env, "results": []}
 

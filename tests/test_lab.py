@@ -1,10 +1,14 @@
 """The lab's cost machinery: kinds in rounds and in turns (Trainers in threads), child processes, targets."""
 
+import pytest
 import torch
 
 from advlm.bench.cost import training_setup
+from advlm.bench.paired import confidence_interval
 from lab.cost import child_results, measure_kinds
 from lab.kinds import parse_kind
+from lab.page import detectable_note, lab_page, paper_gain
+from lab.power import detectable_difference
 from lab.targets import quality_verdict, target_notes
 from lab.turns import TrainerInTurns, measure_turns
 
@@ -196,3 +200,49 @@ def test_a_limit_inside_the_interval_is_flagged_and_a_value_near_it_shown_to_thr
     trainers["trainer:vanilla"] = [1.001 + 0.0002 * i for i in range(30)]  # median 1.0039, interval 1.0029-1.0051
     note = [n for n in targets(rows, trainers) if "stock Trainer" in n][0]
     assert "missed (median per-turn ratio 1.004 (1.003-1.005); fastest rounds 1.00)." in note
+
+
+def test_detectable_difference_and_interval_agree_with_textbook_values():
+    import numpy as np
+    from scipy import stats
+
+    # many seeds: the normal approximation (1.96 + 0.84) sd / sqrt(n) holds
+    assert detectable_difference(1.0, 200) == pytest.approx(2.80 / 200**0.5, rel=0.02)
+    # 5 seeds: about 1.68 sd; fewer seeds need a larger difference
+    assert detectable_difference(1.0, 5) == pytest.approx(1.68, abs=0.01)
+    assert detectable_difference(1.0, 3) > detectable_difference(1.0, 5) > detectable_difference(1.0, 10)
+    assert detectable_difference(2.0, 5) == pytest.approx(2 * detectable_difference(1.0, 5))
+    diffs = np.array([0.5, 1.5, 1.0, 2.0])
+    lo, hi = confidence_interval(diffs)
+    expected = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((expected.low, expected.high))
+    with pytest.raises(ValueError, match="2 or more seeds"):
+        detectable_difference(1.0, 1)
+
+
+def test_the_project_page_adds_the_papers_gains_the_detectable_difference_and_the_lab_columns(tmp_path):
+    import numpy as np
+
+    from advlm.bench.tables import quality_rows
+
+    def run(method, seed, acc):
+        return {"task": "rte", "method": method, "seed": seed, "eval": {"accuracy": acc}}
+
+    vanilla = {1: 0.50, 2: 0.60, 3: 0.70}
+    runs = [run("vanilla", s, a) for s, a in vanilla.items()] + [run("smart", s, a + 0.01) for s, a in vanilla.items()]
+    runs += [run("freelb", 1, 0.53), run("freelb", 2, 0.59), run("freelb", 3, 0.69)]
+    # the SMART paper's +7.7 on RTE lies above SMART's zero-width interval, the FreeLB paper's +2.52 inside FreeLB's
+    assert paper_gain("rte", "smart", np.array([1.0, 1.0, 1.0])) == "SMART paper +7.70: above ours"
+    (row,) = quality_rows(runs, ["vanilla", "smart", "freelb"], sep="; ", annotate=paper_gain)
+    assert row[3].endswith("1/3 p=0.83; FreeLB paper +2.52: inside")
+    # SMART's zero spread tells nothing: FreeLB's sd sqrt(16/3) alone, 3 seeds
+    expected = f"rte {detectable_difference((16 / 3) ** 0.5, 3):.1f}"
+    assert detectable_note(runs) == [f"smallest true difference these seeds detect (80% power): {expected}"]
+    page = lab_page()
+    assert page.closing[0].startswith("## The papers' numbers") and [h for h, _ in page.cost_columns][:2] == [
+        "overhead, fastest rounds",
+        "overhead, median of rounds",
+    ]
+    rows = {"method:vanilla": {"kind": "method:vanilla", "median_s": 1.0, "round_medians_s": [1.0, 2.0]}}
+    fgm = {"kind": "method:fgm", "median_s": 2.2, "round_medians_s": [2.2, 3.8]}
+    assert [cell(fgm, rows) for _, cell in page.cost_columns[:2]] == ["1.10", "1.02"]  # 2.2x and 1.9x a round

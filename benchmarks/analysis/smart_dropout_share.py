@@ -8,7 +8,7 @@ in training mode, so its dropout masks differ from the clean pass's and the term
 On a fine-tuned model, one dev batch: the symmetric KL (or squared error for a regression task) between the
 clean outputs and the outputs with the word-embedding lookup perturbed (noise N(0, 1e-5^2), one ascent step,
 each token rescaled to max-abs eps), for eps 0, 0.01, 0.1 and 1: with the paper's normalized step of 1e-3
-(`normalized_step`, advlm's SMART step until 2026-11-28), dropout on (as SMART trains) and off; and with the
+(`normalized_step`, advlm's earlier SMART step), dropout on (as SMART trains) and off; and with the
 reference codes' step (advlm's default since), whose un-normalized eta * grad is orders of magnitude below the
 noise (smart_perturbation_scale.py), so that the noise's own direction is what gets rescaled: random. Each value is the
 mean over 20 draws of noise and dropout.

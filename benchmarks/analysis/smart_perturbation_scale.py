@@ -47,35 +47,40 @@ def main() -> None:
         clean = model(**batch).logits
     print(f"{args.examples} {args.task} dev examples, {int(mask.sum())} real tokens, dropout {args.dropout}")
     for name, module in places.items():
-        state = {}
+        print(f"{name}: {place_scale(model, batch, mask, module, clean, task)}")
 
-        def add(_, __, out, state=state):
-            state["x"] = out.detach()
-            return out + state["delta"] if "delta" in state else out
 
-        handle = module.register_forward_hook(add)
-        try:
-            with torch.no_grad():
-                model(**batch)
-            x = state["x"]
-            noise = (torch.randn_like(x) * 1e-5 * mask.unsqueeze(-1)).requires_grad_()
-            state["delta"] = noise
-            loss = divergence(model(**batch).logits, clean, task.is_regression)
-            (grad,) = torch.autograd.grad(loss, noise)
-            step = noise + 1e-3 * grad  # the reference: the raw gradient times eta, then the per-token rescale
-            delta = step / step.abs().amax(-1, keepdim=True).clamp_min(1e-12) * mask.unsqueeze(-1)
-            state["delta"] = delta.detach()
-            with torch.no_grad():
-                kl = divergence(model(**batch).logits, clean, task.is_regression).item()
-        finally:
-            handle.remove()
-        xs, ds = x[mask], delta[mask]
-        share = (1e-3 * grad[mask]).norm(dim=-1) / noise[mask].norm(dim=-1)
-        print(
-            f"{name}: per-token L2 {xs.norm(dim=-1).median():.2f}, max-abs {xs.abs().amax(-1).median():.3f}; "
-            f"perturbation L2 {ds.norm(dim=-1).median():.2f} = {(ds.norm(dim=-1) / xs.norm(dim=-1)).median():.2f} x the "
-            f"token's; ||eta*grad|| / ||noise|| {share.median():.2g}; symmetric KL clean vs perturbed {kl:.4f}"
-        )
+def place_scale(model, batch, mask, module, clean, task) -> str:
+    """The token sizes at `module`'s output and the reference's step's perturbation there, as one line."""
+    state = {}
+
+    def add(_, __, out, state=state):
+        state["x"] = out.detach()
+        return out + state["delta"] if "delta" in state else out
+
+    handle = module.register_forward_hook(add)
+    try:
+        with torch.no_grad():
+            model(**batch)
+        x = state["x"]
+        noise = (torch.randn_like(x) * 1e-5 * mask.unsqueeze(-1)).requires_grad_()
+        state["delta"] = noise
+        loss = divergence(model(**batch).logits, clean, task.is_regression)
+        (grad,) = torch.autograd.grad(loss, noise)
+        step = noise + 1e-3 * grad  # the reference: the raw gradient times eta, then the per-token rescale
+        delta = step / step.abs().amax(-1, keepdim=True).clamp_min(1e-12) * mask.unsqueeze(-1)
+        state["delta"] = delta.detach()
+        with torch.no_grad():
+            kl = divergence(model(**batch).logits, clean, task.is_regression).item()
+    finally:
+        handle.remove()
+    xs, ds = x[mask], delta[mask]
+    share = (1e-3 * grad[mask]).norm(dim=-1) / noise[mask].norm(dim=-1)
+    return (
+        f"per-token L2 {xs.norm(dim=-1).median():.2f}, max-abs {xs.abs().amax(-1).median():.3f}; "
+        f"perturbation L2 {ds.norm(dim=-1).median():.2f} = {(ds.norm(dim=-1) / xs.norm(dim=-1)).median():.2f} x the "
+        f"token's; ||eta*grad|| / ||noise|| {share.median():.2g}; symmetric KL clean vs perturbed {kl:.4f}"
+    )
 
 
 if __name__ == "__main__":

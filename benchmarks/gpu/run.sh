@@ -7,7 +7,7 @@
 #   small kernels overlap), starting from the committed results (runs done with the current settings are
 #   skipped) and stopped at the deadline: finished runs are kept and a later call resumes; 4. the results tarred
 #   to $OUT/results.tgz. Here: unpack the hardware's folder into benchmarks/results/ and run
-#   `advlm bench --render-only`. Timings of earlier calls: benchmarks/results/cuda-*/notes.md.
+#   `python benchmarks/report.py`. Timings of earlier calls: benchmarks/results/cuda-*/notes.md.
 set -u
 START=$(date +%s)
 BUDGET=${BUDGET:-500}   # seconds from start to the tarball

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from advlm.bench.cost import PeakRSS, sync_device, time_step, training_setup
-from lab.counters import Counts
+from advlm.bench.cost import sync_device, time_step, training_setup
+from lab.counters import Counts, PeakRSS
 from lab.kinds import STEP_KINDS, build_trainer, parse_kind, step_of
 
 

@@ -4,7 +4,9 @@ is bound by launching kernels and a host sync stalls the launch queue."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -73,3 +75,32 @@ class Counts:
 
 def _bool_index(args) -> bool:
     return any(torch.is_tensor(t) and t.dtype == torch.bool for t in args[1])
+
+
+class PeakRSS:
+    """Samples this process's resident memory every few milliseconds in a thread: the peak while a block runs
+    (the process's own peak would include model loading, the same for every kind)."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())

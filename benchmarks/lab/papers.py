@@ -1,4 +1,4 @@
-"""Headline numbers of the papers (REFERENCE.md section 9), for the benchmark's reference columns.
+"""Headline numbers of the papers (FreeLB's Table 1 dev medians, SMART's and TextAT's GLUE tables), for context.
 They are other models (RoBERTa-large, BERT-base) on other runs: context, not targets for MiniLM."""
 
 PAPERS = {

@@ -8,7 +8,8 @@ from __future__ import annotations
 import statistics
 
 from advlm.bench.paired import median_interval
-from advlm.bench.tables import ideal, round_ratios
+from advlm.bench.tables import ideal
+from lab.page import round_ratios
 
 TARGETS = {"overhead": {"cpu": 1.10, "cuda": 1.05}, "freelb_memory": 1.15, "trainer_floor": 1.2}
 PAIRS = [

@@ -1,12 +1,11 @@
 """Step times with the kinds taking turns, step by step: a cost ratio that a drifting machine does not move.
 
-The cost table's rounds time 50 steps of one kind, then 50 of the next: on the lent H100 one kind's round
-medians differed by up to 37% between rounds minutes apart (the floor's 16.3 to 29.7 ms on the fourth lease),
-far more than the 5% the overhead target allows, and the fastest rounds of two kinds came from different
-moments. Here every kind runs on one model and batch, one step each in turn (the order rotated every turn, so
-that no kind always follows the same other), for `steps` turns after `warmup` turns. A kind's i-th step and
-vanilla's i-th step ran a fraction of a second apart on a GPU (seconds on a CPU), so their ratio does not see a
-drift slower than a turn; the report takes the median of those ratios over the turns.
+The lab's rounds time many steps of one kind, then many of the next; on a shared or lent machine a kind's round
+medians can differ between rounds minutes apart by more than the overhead a target allows, and the fastest
+rounds of two kinds can come from different moments (benchmarks/results/*/notes.md). Here every kind runs on one
+model and batch, one step each in turn (the order rotated every turn, so that no kind always follows the same
+other); a kind's i-th step and vanilla's i-th step ran moments apart, so their ratio does not see a drift
+slower than a turn, and the report takes the median of those ratios over the turns.
 
 A Trainer kind (`trainer:NAME`, `stock-trainer`) owns its loop, so it runs in a thread of its own that a
 callback stops at every step end and the turn resumes for one step: one thread runs at a time, and its step is

@@ -8,7 +8,7 @@ per-turn ratios with a distribution-free 95% interval, and the overhead: that ra
 (its forward+backward passes per optimizer step, `method.passes`).
 
 Peak memory is each method's own: on CUDA the allocator's peak over two steps of that method alone (this
-process, after the turns); on CPU the resident-memory peak of a child process that runs only that method (a
+process, after the turns); on CPU the peak resident memory of a child process that runs only that method (a
 process's resident memory never shrinks back, so in one process every method would show the largest).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,48 +150,20 @@ def take_turns(
     return times, errors
 
 
-class PeakRSS:
-    """Samples this process's resident memory every few milliseconds in a thread: the peak while a block runs."""
-
-    def __init__(self, interval: float = 0.002):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def current() -> int:
-        import os
-
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.current()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
-
-
 def peak_memory(label: str, batch_size: int, seq_len: int, device_name: str, model_path: str | None) -> int:
-    """Bytes at the peak of two steps of one kind alone, model and optimizer state included (see the module)."""
+    """Bytes at the peak of two steps of one kind alone, model and optimizer state included: on CUDA the
+    allocator's peak; on CPU this process's peak resident memory (run it in a process of its own)."""
+    import resource
+
     device = torch.device(device_name)
     step = method_step(CostKind.parse(label), training_setup(batch_size, seq_len, device, model_path))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        step(), step()
-        sync_device(device)
+    step(), step()
+    sync_device(device)
+    if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    with PeakRSS() as sampler:
-        step(), step()
-    return sampler.peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
 def peak_memories(labels: list[str], settings: dict[str, Any], device: str, model_path: str | None) -> dict:

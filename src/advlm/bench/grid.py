@@ -123,9 +123,24 @@ def run_grid(
     """
     runs_dir = results / "runs" / grid.name
     runs_dir.mkdir(parents=True, exist_ok=True)
-    env = describe("cuda" if _cuda() else "cpu")
     todo = [(t, m, s) for s in grid.seeds for t in grid.tasks for m in grid.methods]
     paths = [runs_dir / f"{run_name(*spec)}.json" for spec in todo]
+    missing = missing_runs(grid, results, todo, paths)
+    bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc=f"bench {grid.name}", disable=not progress)
+    failures = []
+    for spec, error in outcomes(grid, missing, data_dir, model, jobs, bar):
+        if error:
+            failures.append(f"{run_name(*spec)}: {error}")
+            tqdm.write(f"run {run_name(*spec)} failed: {error}")
+        bar.update()
+    bar.close()
+    if failures:
+        raise AdvlmError(f"{len(failures)} of {len(missing)} runs failed:\n  " + "\n  ".join(failures))
+    return paths
+
+
+def missing_runs(grid: Grid, results: Path, todo: list, paths: list[Path]) -> list[tuple[tuple, Path]]:
+    """The (spec, path) pairs still to run: not done with the grid's settings, nor copied from another grid."""
     missing = [(spec, path) for spec, path in zip(todo, paths) if not is_done(path, grid.settings(*spec))]
     reused = [path.name for spec, path in missing if reuse_run(results / "runs", grid, spec, path)]
     if reused:
@@ -136,34 +151,27 @@ def run_grid(
         tqdm.write(
             f"rerunning {len(stale)} run(s) whose settings or method defaults have changed since: {', '.join(stale)}"
         )
-    bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc=f"bench {grid.name}", disable=not progress)
-    failures = []
+    return missing
 
-    def done(spec, error: str | None) -> None:
-        if error:
-            failures.append(f"{run_name(*spec)}: {error}")
-            tqdm.write(f"run {run_name(*spec)} failed: {error}")
-        bar.update()
 
+def outcomes(grid: Grid, missing: list, data_dir, model, jobs: int, bar):
+    """Yields (spec, error or None) for each missing run as it finishes, `jobs` at a time."""
+    env = describe("cuda" if _cuda() else "cpu")
     if jobs <= 1:
         for spec, path in missing:
             bar.set_postfix_str(run_name(*spec))
-            done(spec, run_one(grid, spec, path, data_dir, model, env))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
-            futures = {pool.submit(run_one, grid, spec, path, data_dir, model, env): spec for spec, path in missing}
-            for future in as_completed(futures):
-                try:
-                    error = future.result()
-                except Exception as e:  # the worker process itself died
-                    error = f"{type(e).__name__}: {e}"
-                done(futures[future], error)
-    bar.close()
-    if failures:
-        raise AdvlmError(f"{len(failures)} of {len(missing)} runs failed:\n  " + "\n  ".join(failures))
-    return paths
+            yield spec, run_one(grid, spec, path, data_dir, model, env)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(run_one, grid, spec, path, data_dir, model, env): spec for spec, path in missing}
+        for future in as_completed(futures):
+            try:
+                error = future.result()
+            except Exception as e:  # the worker process itself died
+                error = f"{type(e).__name__}: {e}"
+            yield futures[future], error
 
 
 def is_done(path: Path, settings: dict[str, Any]) -> bool:

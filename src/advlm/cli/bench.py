@@ -1,5 +1,5 @@
 """`advlm bench`: a grid of runs (tasks x methods x seeds, from a YAML file), each method's cost per step, and the
-report: quality with paired differences, robustness, cost, plots and docs/benchmarks.md, under
+report: quality with paired differences, robustness, cost, plots and a Markdown page, from one JSON per run under
 benchmarks/results/<hardware>/."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="run only these of the grid's seeds (default: all)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); bf16 on cuda")
     p.add_argument("--results", default="benchmarks/results", help="results root (default: benchmarks/results)")
-    p.add_argument("--docs", default="docs/benchmarks.md", help="generated report (default: docs/benchmarks.md)")
+    p.add_argument("--docs", help="where the report goes (default: report.md in the results root)")
     p.add_argument("--skip-quality", action="store_true", help="do not run the grid")
     p.add_argument("--skip-cost", action="store_true", help="do not measure the cost table")
     p.add_argument("--render-only", action="store_true", help="only re-render tables, plots and docs")
@@ -68,14 +68,14 @@ def measure_cost(args: argparse.Namespace, device: str, env: dict, cost_file: Pa
 
 
 def print_tables(results: Path, cost_file: Path) -> None:
-    from advlm.bench.tables import by_grid, cost_notes, cost_rows, load_runs, markdown, ordered_methods, quality_rows
+    from advlm.bench.tables import by_grid, cost_failures, cost_rows, load_runs, markdown, ordered_methods, quality_rows
 
     for grid, runs in by_grid(load_runs(results)).items():
         methods = ordered_methods(runs)
         print(f"grid {grid}:", markdown(["task", *methods], quality_rows(runs, methods, sep="; ")), sep="\n")
     if cost_file.exists():
         cost = json.loads(cost_file.read_text())
-        print(markdown(*cost_rows(cost)), *cost_notes(cost), sep="\n")
+        print(markdown(*cost_rows(cost)), *cost_failures(cost), sep="\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from advlm.bench.environment import describe
     from advlm.bench.grid import load_grid, run_grid
-    from advlm.bench.report import plots, write_docs
+    from advlm.bench.report import cost_files, plots, write_docs
     from advlm.bench.tables import load_runs
     from advlm.errors import AdvlmError
 
@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         measure_cost(args, device, env, cost_file)
     # plots for this hardware; with --render-only, for every hardware folder (results copied from elsewhere)
     for folder in sorted(p for p in Path(args.results).iterdir() if p.is_dir()) if args.render_only else [results]:
-        folder_cost = folder / "cost.json"
-        plots(load_runs(folder), json.loads(folder_cost.read_text()) if folder_cost.exists() else None, folder)
+        costs = cost_files(folder)  # the plot shows the first: advlm bench's own, else the lab's
+        plots(load_runs(folder), json.loads(costs[0].read_text()) if costs else None, folder)
     print_tables(results, cost_file)
-    print(f"report: {write_docs(Path(args.results), Path(args.docs))}")
+    print(f"report: {write_docs(Path(args.results), Path(args.docs or Path(args.results) / 'report.md'))}")
     return 0
