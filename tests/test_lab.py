@@ -7,6 +7,7 @@ from advlm.bench.cost import training_setup
 from advlm.bench.paired import confidence_interval
 from lab.cost import child_results, measure_kinds
 from lab.kinds import parse_kind
+from lab.losses import squared_error, symmetric_kl
 from lab.page import detectable_note, lab_page, paper_gain
 from lab.power import detectable_difference
 from lab.targets import quality_verdict, target_notes
@@ -246,3 +247,13 @@ def test_the_project_page_adds_the_papers_gains_the_detectable_difference_and_th
     rows = {"method:vanilla": {"kind": "method:vanilla", "median_s": 1.0, "round_medians_s": [1.0, 2.0]}}
     fgm = {"kind": "method:fgm", "median_s": 2.2, "round_medians_s": [2.2, 3.8]}
     assert [cell(fgm, rows) for _, cell in page.cost_columns[:2]] == ["1.10", "1.02"]  # 2.2x and 1.9x a round
+
+
+def test_smart_divergences():
+    a = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 3.0]])
+    assert symmetric_kl(a, a.clone()) == 0
+    assert symmetric_kl(a, a + torch.tensor([0.0, 1.0, 0.0])) > 0
+    assert squared_error(a, a.clone()) == 0 and squared_error(a, a + 0.1) > 0
+    b = a.clone().requires_grad_()
+    symmetric_kl(b, b.detach() + 1e-3 * torch.randn_like(a)).backward()
+    assert b.grad is not None and torch.isfinite(b.grad).all()

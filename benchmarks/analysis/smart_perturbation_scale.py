@@ -15,13 +15,17 @@ is next to the noise, and the smoothness term's value (symmetric KL, or squared 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 from advlm.embeddings import unwrap, word_embeddings
-from advlm.losses import divergence
 from advlm.modeling import load_model, load_tokenizer
 from advlm.tasks import get_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab beside this folder
+from lab.losses import divergence  # noqa: E402
 
 
 def main() -> None:

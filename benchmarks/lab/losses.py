@@ -1,5 +1,5 @@
-"""SMART's l_s on plain logits (one distribution per row): symmetric KL for classes, squared error for
-regression. The methods read model outputs through `advlm.heads`, which applies these per head."""
+"""SMART's l_s on plain logits (one distribution per row), for the analysis scripts: symmetric KL for classes,
+squared error for regression. The methods read model outputs through `advlm.heads`, which applies these per head."""
 
 from __future__ import annotations
 
