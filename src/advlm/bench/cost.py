@@ -153,8 +153,9 @@ def take_turns(
 def peak_memory(label: str, batch_size: int, seq_len: int, device_name: str, model_path: str | None) -> int:
     """Bytes at the peak of two steps of one kind alone, model and optimizer state included: on CUDA the
     allocator's peak; on CPU this process's peak resident memory (run it in a process of its own)."""
-    import resource
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # a child process: the command line's setting does not reach it
     device = torch.device(device_name)
     step = method_step(CostKind.parse(label), training_setup(batch_size, seq_len, device, model_path))
     if device.type == "cuda":
@@ -163,7 +164,15 @@ def peak_memory(label: str, batch_size: int, seq_len: int, device_name: str, mod
     sync_device(device)
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    return resident_peak()
+
+
+def resident_peak() -> int:
+    """This process's peak resident memory in bytes: the high-water mark of its address space (`VmHWM`), which,
+    unlike `ru_maxrss`, starts afresh in a spawned child instead of carrying over the parent's."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024  # kB
 
 
 def peak_memories(labels: list[str], settings: dict[str, Any], device: str, model_path: str | None) -> dict:
