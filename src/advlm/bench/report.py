@@ -117,11 +117,10 @@ def quality_section(runs: list[dict], page: Page) -> list[str]:
         "### Quality",
         "",
         "Primary dev metric x 100, median [min, max] over the seeds every method finished; below it, paired with "
-        "vanilla on the same seeds: mean difference [95% interval], seeds won, paired t-test p.",
+        "vanilla on the same seeds: mean difference [95% interval], seeds won, paired t-test p. Under the table, each "
+        "grid's settings beyond the methods' defaults, and notes.",
         "",
         markdown(["grid", "task (metric, seeds)", *methods], rows),
-        "",
-        "Settings beyond each method's defaults, and notes:",
         "",
     ]
     for g, rs in grids.items():
@@ -130,10 +129,8 @@ def quality_section(runs: list[dict], page: Page) -> list[str]:
         lines.append(f"- {g}: {json.dumps(settings)}" + "".join(f"; {n}" for n in notes if n))
     rows = [[g, *row] for g, rs in grids.items() for row in robustness_rows(rs, methods)]
     if rows:
-        caption = (
-            "FreeLB's Table 5 per run on its dev slice, medians over seeds: M-Inc / M-Inc (R) / N-Loss / robust acc @R."
-        )
-        lines += ["", "### Robustness", "", caption, "", markdown(["grid", "task", *methods], rows)]
+        title = "### Robustness (FreeLB's Table 5 per run on its dev slice, medians: M-Inc / M-Inc (R) / N-Loss / robust acc @R)"
+        lines += ["", title, "", markdown(["grid", "task", *methods], rows)]
     return lines + [""]
 
 
@@ -153,6 +150,9 @@ def hardware_section(hw: Path, docs: Path, page: Page) -> list[str]:
         lines.append(
             f"- How these were measured, findings, what was left: [{hw.name}/notes.md]({link(hw / 'notes.md')})"
         )
+    pngs = sorted(hw.glob("*.png"))
+    if pngs:
+        lines.append("- Plots: " + ", ".join(f"[{p.stem}]({link(p)})" for p in pngs))
     lines += [""] + (quality_section(runs, page) if runs else [])
     for file, cost in costs:
         s, turns = cost["settings"], (cost.get("interleaved") or {}).get("turns")
@@ -162,8 +162,7 @@ def hardware_section(hw: Path, docs: Path, page: Page) -> list[str]:
         )
         lines += [title + (f", {turns} turns)" if turns else ")"), "", markdown(*cost_rows(cost, page.cost_columns))]
         lines += ["", *(f"- {n}" for n in cost_failures(cost) + page.cost_notes(cost)), ""]
-    pngs = sorted(hw.glob("*.png"))
-    return lines + (["Plots: " + ", ".join(f"[{p.stem}]({link(p)})" for p in pngs), ""] if pngs else [])
+    return lines
 
 
 def write_docs(results_root: Path, docs: Path, page: Page | None = None) -> Path:
