@@ -7,21 +7,18 @@ cost script, or results copied from a lent machine:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from advlm.bench.report import cost_files, plots, write_docs  # noqa: E402
-from advlm.bench.tables import load_runs  # noqa: E402
+from advlm.bench.report import plot_folder, write_docs  # noqa: E402
 from lab.page import lab_page  # noqa: E402
 
 
 def main(results: Path = Path("benchmarks/results"), docs: Path = Path("docs/benchmarks.md")) -> None:
     for folder in sorted(p for p in results.iterdir() if p.is_dir()):
-        costs = cost_files(folder)  # the plot shows the first: advlm bench's own, else the lab's
-        plots(load_runs(folder), json.loads(costs[0].read_text()) if costs else None, folder)
+        plot_folder(folder)
     print(f"written: {write_docs(results, docs, lab_page())}")
 
 

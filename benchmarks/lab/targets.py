@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 
 from advlm.bench.paired import median_interval
-from advlm.bench.tables import ideal
+from advlm.bench.tables import ideal, turn_ratios
 from lab.page import round_ratios
 
 TARGETS = {"overhead": {"cpu": 1.10, "cuda": 1.05}, "freelb_memory": 1.15, "trainer_floor": 1.2}
@@ -17,12 +17,6 @@ PAIRS = [
     ("trainer:vanilla", "stock-trainer", 1.0, "our vanilla Trainer step <= the stock Trainer's"),
     ("method:smart,bregman=false", "smart-pytorch", 1.0, "our SMART step (no Bregman term) <= smart-pytorch's"),
 ]
-
-
-def turn_ratios(cost: dict, ours: str, theirs: str) -> list[float]:
-    """`ours` over `theirs`, turn by turn (the turns both measured); empty when either is missing."""
-    times = (cost.get("interleaved") or {}).get("times_s", {})
-    return [a / b for a, b in zip(times.get(ours, []), times.get(theirs, []))]
 
 
 def judged(ratios: list[float], limit: float, over: float = 1.0) -> tuple[float, str, bool]:

@@ -134,6 +134,12 @@ def quality_section(runs: list[dict], page: Page) -> list[str]:
     return lines + [""]
 
 
+def plot_folder(hw: Path) -> list[Path]:
+    """The plots of one hardware folder: its runs, and the first cost file (`advlm bench`'s own, else the lab's)."""
+    costs = cost_files(hw)
+    return plots(load_runs(hw), json.loads(costs[0].read_text()) if costs else None, hw)
+
+
 def cost_files(hw: Path) -> list[Path]:
     """cost.json (`advlm bench`'s) and the others kept beside it as cost-<label>.json."""
     return [f for f in [hw / "cost.json", *sorted(hw.glob("cost-*.json"))] if f.exists()]

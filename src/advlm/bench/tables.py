@@ -154,16 +154,21 @@ def ratio_with_interval(ratios: list[float], over: float = 1.0) -> str:
     return f"{statistics.median(ratios) / over:.2f}{around}"
 
 
+def turn_ratios(cost: dict, ours: str, theirs: str) -> list[float]:
+    """`ours` over `theirs`, turn by turn (the turns both measured); empty when either did not take turns."""
+    times = (cost.get("interleaved") or {}).get("times_s", {})
+    return [a / b for a, b in zip(times.get(ours, []), times.get(theirs, []))]
+
+
 def overheads(cost: dict) -> dict[str, str]:
     """Each method kind's overhead: its step time over vanilla's, over its ideal; by the per-turn ratios (with
     their interval) when the kinds took turns."""
     rows = {r["kind"]: r for r in cost["results"] if "median_s" in r}
-    base, turns = rows.get("method:vanilla"), (cost.get("interleaved") or {}).get("times_s", {})
-    out = {}
+    base, out = rows.get("method:vanilla"), {}
     for kind, r in rows.items():
         best = ideal(kind)
         if best and base and kind != "method:vanilla":
-            per_turn = [a / b for a, b in zip(turns.get(kind, []), turns.get("method:vanilla", []))]
+            per_turn = turn_ratios(cost, kind, "method:vanilla")
             out[kind] = (
                 ratio_with_interval(per_turn, best) if per_turn else f"{r['median_s'] / base['median_s'] / best:.2f}"
             )

@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from advlm.bench.environment import describe
     from advlm.bench.grid import load_grid, run_grid
-    from advlm.bench.report import cost_files, plots, write_docs
-    from advlm.bench.tables import load_runs
+    from advlm.bench.report import plot_folder, write_docs
     from advlm.errors import AdvlmError
 
     grid = load_grid(args.grid).only(args.tasks, args.methods, args.seeds) if not args.render_only else None
@@ -103,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
         measure_cost(args, device, env, cost_file)
     # plots for this hardware; with --render-only, for every hardware folder (results copied from elsewhere)
     for folder in sorted(p for p in Path(args.results).iterdir() if p.is_dir()) if args.render_only else [results]:
-        costs = cost_files(folder)  # the plot shows the first: advlm bench's own, else the lab's
-        plots(load_runs(folder), json.loads(costs[0].read_text()) if costs else None, folder)
+        plot_folder(folder)
     print_tables(results, cost_file)
     print(f"report: {write_docs(Path(args.results), Path(args.docs or Path(args.results) / 'report.md'))}")
     return 0
