@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -200,6 +201,8 @@ def test_pretrained_checkpoint_fine_tunes(tmp_path, tokenizer, glue_dir):
                 "wwm",
                 "--corpus",
                 str(corpus),
+                "--max-length",
+                "64",
                 "--steps",
                 "3",
                 "--batch-size",
@@ -240,7 +243,7 @@ def test_pretrained_checkpoint_fine_tunes(tmp_path, tokenizer, glue_dir):
     )
 
 
-def test_resume_from_checkpoint(tmp_path, tokenizer, monkeypatch):
+def test_interrupted_fresh_run_keeps_its_checkpoint_to_resume_from(tmp_path, tokenizer, monkeypatch):
     from advlm.pretraining import pretrain
     from advlm.pretraining.pretrain import CHECKPOINT, PretrainConfig, run_pretraining
 
@@ -252,6 +255,7 @@ def test_resume_from_checkpoint(tmp_path, tokenizer, monkeypatch):
         steps=4,
         batch_size=2,
         save_every=2,
+        max_length=64,
         model_config=str(_tiny_config(tmp_path, tokenizer)),
         progress=False,
     )
@@ -266,10 +270,11 @@ def test_resume_from_checkpoint(tmp_path, tokenizer, monkeypatch):
     monkeypatch.setattr(pretrain, "_step", crash_at_third)
     with pytest.raises(KeyboardInterrupt):
         run_pretraining(cfg)
-    assert torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [CHECKPOINT]  # Ctrl-C kept it, only it
     resumed = []
     monkeypatch.setattr(pretrain, "_step", lambda *a: resumed.append(1) or real_step(*a))
-    summary = run_pretraining(cfg)
+    summary = run_pretraining(dataclasses.replace(cfg, resume=True))
     assert len(resumed) == 2  # steps 3 and 4 only: it resumed from the checkpoint
     assert summary["steps"] == 4 and not (tmp_path / "run" / CHECKPOINT).exists()
     assert (tmp_path / "run" / "config.json").is_file()

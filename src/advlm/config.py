@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,10 @@ class TrainConfig:
     method_args: dict[str, Any] = setting({}, "the method's hyper-parameters", flag=False)
     model: str | None = setting(None, "local Hugging Face model folder or hub id (unset: the packaged MiniLM)")
     output_dir: str = setting("runs/advlm", "run directory: model, config.yaml, metrics.json")
+    overwrite: bool = setting(False, "replace the contents of a non-empty --output-dir (else it is refused)")
+    resume: bool = setting(
+        False, "continue the killed or interrupted run in --output-dir from its last complete checkpoint"
+    )
     data_dir: str | None = setting(
         None,
         "folder of the tasks' data (glue/, conll2003/, ...; unset: $ADVLM_DATA_DIR, else the first shared/data in the "
@@ -112,6 +117,13 @@ class TrainConfig:
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0: none)", "nonnegative")
     grad_accum: int = setting(1, "gradient accumulation steps", "positive")
     logging_steps: int = setting(50, "log every N optimizer steps", "positive")
+    save_steps: int | None = setting(
+        None,
+        "checkpoint every N optimizer steps, evaluating then to keep the best (unset: every epoch)",
+        "positive",
+        int,
+    )
+    save_total_limit: int = setting(1, "checkpoints kept besides the best one", "positive")
     progress: bool = setting(True, "show progress bars")
     robustness: bool = setting(
         False, "after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json"
@@ -149,11 +161,12 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     elif kind in (int, float) and not isinstance(value, bool):
         try:
             number = float(value)
-            if kind is int and number != int(number):
-                raise ValueError
-            return kind(number)
         except (TypeError, ValueError):
-            pass
+            number = None
+        if number is not None and not math.isfinite(number):
+            raise AdvlmError(f"setting '{name}' must be a finite number, got {value!r}")
+        if number is not None and (kind is float or number == int(number)):
+            return kind(number)
     else:
         return value
     raise AdvlmError(f"setting '{name}' must be a {kind.__name__}, got {value!r}")

@@ -1,5 +1,11 @@
-"""User-facing errors: each says what is wrong and how to fix it; the CLI prints it on one line, exit 2."""
+"""User-facing errors, each printed by the CLI on one line: `AdvlmError` for bad input (exit 2, raised before
+work starts where it can be), `RunFailed` for a run that started and could not finish honestly (exit 1: it
+diverged, or its results would not be trustworthy)."""
 
 
 class AdvlmError(ValueError):
-    """A problem with the user's input (file, task, model, flag), not a bug in advlm."""
+    """A problem with the user's input (file, task, model, flag, output folder), not a bug in advlm."""
+
+
+class RunFailed(RuntimeError):
+    """A run that started but failed (a non-finite loss or weights): nothing it made is reported as a result."""

@@ -27,17 +27,22 @@ def mcc(preds, labels) -> float:
 
 
 def pearson(preds, labels) -> float:
-    return _finite(pearsonr(np.asarray(preds, dtype=float), np.asarray(labels, dtype=float))[0])
+    return _correlation(pearsonr, preds, labels)
 
 
 def spearman(preds, labels) -> float:
-    return _finite(spearmanr(np.asarray(preds, dtype=float), np.asarray(labels, dtype=float))[0])
+    return _correlation(spearmanr, preds, labels)
 
 
-def _finite(x) -> float:
-    """A constant prediction has no correlation; report 0 rather than NaN."""
-    x = float(x)
-    return 0.0 if np.isnan(x) else x
+def _correlation(statistic, preds, labels) -> float:
+    """A correlation; NaN when a prediction is not finite (a diverged model is never scored as a number),
+    0 when the predictions or the labels are constant (no correlation, as the Matthews coefficient reports it)."""
+    preds, labels = np.asarray(preds, dtype=float), np.asarray(labels, dtype=float)
+    if not np.isfinite(preds).all():
+        return float("nan")
+    if preds.size < 2 or np.ptp(preds) == 0 or np.ptp(labels) == 0:
+        return 0.0
+    return float(statistic(preds, labels)[0])
 
 
 METRICS = {
@@ -56,7 +61,10 @@ def predictions(task: ClassificationTask, logits) -> np.ndarray:
 
 
 def task_metrics(task: ClassificationTask, logits, labels) -> dict[str, float]:
-    """All of the task's official metrics from raw logits (or regression outputs)."""
+    """All of the task's official metrics from raw logits (or regression outputs); NaN for every metric when
+    an output is not finite (NaN logits would otherwise argmax to class 0 and score like a model)."""
+    if not np.isfinite(np.asarray(logits, dtype=float)).all():
+        return {name: float("nan") for name in task.metrics}
     preds = predictions(task, logits)
     labels = np.asarray(labels).reshape(-1)
     return {name: METRICS[name](preds, labels) for name in task.metrics}

@@ -46,7 +46,7 @@ def resolve_model(name_or_path: str | None) -> tuple[str, bool]:
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise AdvlmError(f"model folder {path} has no config.json; pass a Hugging Face model folder")
+            raise AdvlmError(f"model folder {path} has no config.json; {unfinished_run_hint(path)}")
         return str(path), True
     looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
     if looks_like_path:
@@ -54,12 +54,44 @@ def resolve_model(name_or_path: str | None) -> tuple[str, bool]:
     return name_or_path, False
 
 
+def unfinished_run_hint(path: Path) -> str:
+    """What to do with a folder that is not a finished run: resume it when it holds checkpoints."""
+    from advlm.checkpoints import latest_checkpoint
+
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is None:
+        return "pass a Hugging Face model folder or a finished advlm run"
+    return (
+        f"it holds an unfinished run (last checkpoint {checkpoint.name}): continue it with advlm train and the same "
+        f"settings plus --resume, or pass {checkpoint}"
+    )
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+# a local folder needs one of these: without them transformers builds a 5-token tokenizer that reads all text
+# as [UNK] instead of failing
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+# models whose position ids start after the padding id (so max_position_embeddings - pad - 1 are usable)
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm")
+
+
 def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
     source, local = resolve_model(name_or_path)
+    if local and not any((Path(source) / f).is_file() for f in TOKENIZER_FILES):
+        raise AdvlmError(
+            f"model folder {source} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+            "tokenizer with the model (tokenizer.save_pretrained(folder))"
+        )
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=local or _offline())
     except (OSError, ValueError) as e:
@@ -84,23 +116,63 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
         task.adopt_model(config)
     auto = getattr(transformers, task.auto_class)
     try:
-        model = auto.from_pretrained(
+        model, info = auto.from_pretrained(
             source,
             local_files_only=offline,
             # fine-tuning a model trained for another task: a new head of the task's size
             ignore_mismatched_sizes=not trained,
+            output_loading_info=True,
             **task.model_kwargs(),
             **{"dtype": torch.float32, **kwargs},
         )
-    except (OSError, ValueError) as e:
+    except AdvlmError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a torn or foreign weights file fails in many ways; one line for all
         raise _load_error(name_or_path, local, e) from None
+    if trained:
+        from advlm.checkpoints import nonfinite_parameter
+
+        broken = nonfinite_parameter(model)
+        if broken is not None:
+            raise AdvlmError(
+                f"{name_or_path} has non-finite weights (first: {broken}): its training diverged; train it again "
+                "(a lower --lr)"
+            )
+    if trained and info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        logger.warning(
+            "%s has no trained weights for %s%s: they are random, so these scores are an untuned model's",
+            name_or_path or "the default model",
+            ", ".join(missing[:2]),
+            f" and {len(missing) - 2} more" if len(missing) > 2 else "",
+        )
     check_input_embeddings(model)
     return task.prepare_model(model)
 
 
+def max_positions(config) -> int | None:
+    """The longest input the model's position embeddings cover, or None when it has no such limit."""
+    if getattr(config, "position_biased_input", True) is False:  # relative positions only (DeBERTa)
+        return None
+    n = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if n and getattr(config, "model_type", "") in OFFSET_POSITIONS:
+        n -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return n
+
+
+def check_max_length(config, max_length: int, name: str | None = None) -> None:
+    """`--max-length` within the model's positions: beyond them a forward fails with a shape error."""
+    limit = max_positions(config)
+    if limit is not None and max_length > limit:
+        raise AdvlmError(
+            f"--max-length {max_length} is longer than {name or 'the model'} can read ({limit} positions); pass "
+            f"--max-length {limit} or less"
+        )
+
+
 def check_trained_head(config, task: TaskKind, name: str | None) -> None:
-    """A fine-tuned model's head must be of the task's kind; a model without one gets a warning (its head
-    would be new, with random weights)."""
+    """A fine-tuned model's head must be of the task's kind (one without a head gets a warning when its
+    weights load: they are missing)."""
     from advlm.heads import CLASSIFICATION, REGRESSION, head_of_class
 
     architectures = getattr(config, "architectures", None) or []
@@ -108,11 +180,7 @@ def check_trained_head(config, task: TaskKind, name: str | None) -> None:
         return
     head = head_of_class(architectures[0])
     wanted = CLASSIFICATION if task.kind in (CLASSIFICATION, REGRESSION) else task.kind
-    if head is None:
-        logger.warning(
-            "%s is a %s without a fine-tuned %s head: its head is new and random", name, architectures[0], wanted
-        )
-    elif (CLASSIFICATION if head in (CLASSIFICATION, REGRESSION) else head) != wanted:
+    if head is not None and (CLASSIFICATION if head in (CLASSIFICATION, REGRESSION) else head) != wanted:
         raise AdvlmError(
             f"{name or 'the model'} is a {architectures[0]}; task {task.name} needs a {task.kind} model: "
             "pass a model fine-tuned for it"
@@ -136,7 +204,8 @@ def check_input_embeddings(model: nn.Module) -> nn.Embedding:
 def _load_error(name: str | None, local: bool, e: Exception) -> AdvlmError:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if local:
-        return AdvlmError(f"could not load model from {name or 'the default model'}: {first}")
+        torn = "; is the weights file complete?" if "Safetensor" in type(e).__name__ else ""
+        return AdvlmError(f"could not load model from {name or 'the default model'}: {first}{torn}")
     return AdvlmError(
         f"could not load '{name}': it is not a local folder and the hub cannot be reached "
         f"(offline={_offline()}); download it once elsewhere and pass the local folder to --model"

@@ -1,7 +1,10 @@
 """`AdversarialTrainer`: a `transformers.Trainer` whose training step is an `AdversarialMethod`.
 
 Only `training_step` changes (plus saving the method's state next to the weights and letting a method replay
-batches); optimizer, schedule, clipping, mixed precision, evaluation, checkpoints and DDP are the Trainer's.
+batches); optimizer, schedule, clipping, mixed precision, evaluation and DDP are the Trainer's. Checkpoints
+are the Trainer's too, made trustworthy (`advlm.checkpoints`): they carry the method's state, non-finite
+weights are never saved (the run stops with `RunFailed`), a checkpoint is marked complete only once written,
+and older ones are removed only after that. `resume_from_checkpoint` restores the method's state as well.
 Every pass of every method goes through the Trainer's own `compute_loss(model, inputs, return_outputs=True,
 num_items_in_batch=...)`, so a subclass's override, `compute_loss_func`, label smoothing and the token-count
 normalisation under gradient accumulation hold as they do in the stock Trainer.
@@ -10,13 +13,17 @@ normalisation under gradient accumulation hold as they do in the stock Trainer.
 from __future__ import annotations
 
 import logging
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
+from advlm import atomic, checkpoints
+from advlm.errors import RunFailed
 from advlm.methods import AdversarialMethod, build_method
 
 logger = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ class AdversarialTrainer(Trainer):
         self.method = method if method is not None else build_method("vanilla")
         self.method.prepare(self.model, tokenizer=self.processing_class)  # refuses a model it cannot train, early
         self.add_callback(_PrepareMethod(self))
+        self.add_callback(_StopOnDivergence(self))
+        self.checkpoint_info: dict[str, Any] = {}  # written into each checkpoint (the run's settings, for resume)
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_count = 0
         self._flops_params: int | None = None
@@ -116,13 +125,63 @@ class AdversarialTrainer(Trainer):
         super()._save(output_dir, state_dict)
         state = self.method.state_dict()
         if state:
-            torch.save(state, os.path.join(output_dir or self.args.output_dir, METHOD_STATE_FILE))
+            atomic.torch_save(state, os.path.join(output_dir or self.args.output_dir, METHOD_STATE_FILE))
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """The Trainer's checkpoint, refused for non-finite weights, marked complete once written; the
+        rotation (`save_total_limit`) runs after the mark, so the previous checkpoint survives a kill."""
+        checkpoints.assert_finite(self.model, self.state.global_step)
+        keep, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = keep
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            checkpoints.mark_complete(folder, {"step": self.state.global_step, **self.checkpoint_info})
+            checkpoints.rotate(folder.parent, keep, self.state.best_model_checkpoint)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self._load_method_state(resume_from_checkpoint)
 
     def _load_best_model(self) -> None:
         super()._load_best_model()
-        path = os.path.join(self.state.best_model_checkpoint or "", METHOD_STATE_FILE)
+        self._load_method_state(self.state.best_model_checkpoint or "")
+
+    def _load_method_state(self, folder: str) -> None:
+        path = os.path.join(folder, METHOD_STATE_FILE)
         if os.path.isfile(path):
-            self.method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.method.load_state_dict(state, model=self.model)
+
+
+class _StopOnDivergence(TrainerCallback):
+    """Stops the run with `RunFailed` when a logged training loss is not finite (the method's NaN guard could
+    not contain it), when the guard skipped every step since the last log (nothing is being learnt), or when
+    the weights are not finite (checked at every log, so at no cost between logs)."""
+
+    def __init__(self, trainer: AdversarialTrainer):
+        self.trainer = trainer
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise RunFailed(
+                f"training diverged at step {state.global_step}: the training loss is {loss}; nothing was saved "
+                f"as a result. Try a lower --lr (now {args.learning_rate:g}), --max-grad-norm 1, or check the "
+                "data for extreme values"
+            )
+        if (logs or {}).get("adv/skipped", 0) >= 1:
+            raise RunFailed(
+                f"training diverged by step {state.global_step}: every step since the last log had a non-finite "
+                "loss, which the method's NaN guard skipped, so nothing was learnt. Try a lower --lr or a "
+                "smaller perturbation (--step-size, --eps)"
+            )
+        checkpoints.assert_finite(self.trainer.model, state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        checkpoints.assert_finite(self.trainer.model, state.global_step)
 
 
 class _PrepareMethod(TrainerCallback):

@@ -1,14 +1,18 @@
 """One fine-tuning run from a `TrainConfig`: load and check everything, train with `AdversarialTrainer`,
 keep the best checkpoint, write the model, the resolved config and `metrics.json` to the run directory.
 
-All input is checked before the run directory is created; if anything fails after that, the directory
-is removed again, so a failed run never leaves a half-written run directory behind.
+All input is checked before the run directory is touched; the run then holds its folder (`OutputFolder`:
+a lock, no surprise overwrite, a failed run removes only what it created). Checkpoints hold everything an
+exact resume needs (`--resume`; the settings must be the checkpoint's). A run whose loss or weights turn
+non-finite fails (`RunFailed`) and writes no result; the result files are written under temporary names and
+renamed into place, `metrics.json` last, so its presence means the run finished.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -20,15 +24,33 @@ import torch
 import yaml
 from transformers import TrainingArguments, set_seed
 
+from advlm import atomic
+from advlm.checkpoints import checkpoint_info, latest_checkpoint
 from advlm.config import TrainConfig
-from advlm.errors import AdvlmError
+from advlm.errors import AdvlmError, RunFailed
 from advlm.methods import build_method
-from advlm.modeling import load_model, load_tokenizer
+from advlm.modeling import check_max_length, load_model, load_tokenizer
+from advlm.output_folder import FINE_TUNING, OutputFolder
 from advlm.tasks import TASKS, TaskKind, get_task
 from advlm.trainer import AdversarialTrainer
 
 logger = logging.getLogger(__name__)
 SUBSET_SEED = 0  # the same --max-*-samples slice for every seed and method
+# settings a resumed run may change: they do not change what is trained
+RESUMABLE_CHANGES = {
+    "resume",
+    "overwrite",
+    "progress",
+    "logging_steps",
+    "output_dir",
+    "data_dir",
+    "eval_batch_size",
+    "save_total_limit",
+    "robustness",
+    "robustness_eps",
+    "robustness_steps",
+    "robustness_samples",
+}
 
 
 def subset_dataset(dataset, n: int | None):
@@ -67,10 +89,12 @@ def training_arguments(
         seed=cfg.seed,
         bf16=bf16,
         fp16=cuda and not bf16,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=1,
-        save_only_model=True,
+        eval_strategy="steps" if cfg.save_steps else "epoch",
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        eval_steps=cfg.save_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=False,  # optimizer, scheduler and RNG states too: what an exact resume needs
         load_best_model_at_end=True,
         metric_for_best_model=f"eval_{primary_metric}",
         greater_is_better=greater_is_better,
@@ -111,6 +135,7 @@ def prepare(cfg: TrainConfig):
     tokenizer = load_tokenizer(cfg.model)
     set_seed(cfg.seed)  # the new head is drawn here: the same seed must give the same head
     model = load_model(cfg.model, task)
+    check_max_length(model.config, cfg.max_length, cfg.model)
     method.prepare(model, tokenizer=tokenizer)
     return (
         task,
@@ -139,13 +164,13 @@ def measure_robustness(cfg: TrainConfig, task, model, tokenizer, dev_ds) -> dict
     return result
 
 
-def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
-    """Train, evaluate the best checkpoint, and return (and write) the run's metrics; a run that fails leaves
-    no output folder it created."""
+def run_training(cfg: TrainConfig, callbacks: tuple = (), **trainer_overrides: Any) -> dict[str, Any]:
+    """Train, evaluate the best checkpoint, and return (and write) the run's metrics. `callbacks` are extra
+    `TrainerCallback`s; `trainer_overrides` override `TrainingArguments`."""
     task, method, tokenizer, model, train_ds, dev_ds = prepare(cfg)
     out = Path(cfg.output_dir)
-    created = not out.exists()
-    try:
+    with OutputFolder(out, FINE_TUNING, overwrite=cfg.overwrite, resume=cfg.resume):
+        resume_from = resume_point(cfg, method) if cfg.resume else None
         args = training_arguments(cfg, task.primary_metric, task.greater_is_better, **trainer_overrides)
         trainer = AdversarialTrainer(
             model=model,
@@ -157,23 +182,67 @@ def run_training(cfg: TrainConfig, **trainer_overrides: Any) -> dict[str, Any]:
             processing_class=tokenizer,
             compute_metrics=lambda p: task.score(p.predictions, p.label_ids, dev_ds),
             preprocess_logits_for_metrics=task.reduce,
+            callbacks=list(callbacks),
         )
+        trainer.checkpoint_info = {"settings": cfg.to_dict()}
         start = time.perf_counter()
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         metrics = run_metrics(cfg, task, trainer, result, time.perf_counter() - start, len(train_ds), len(dev_ds))
+        check_finished(metrics)
         if cfg.robustness:
             metrics["robustness"] = measure_robustness(cfg, task, trainer.model, tokenizer, dev_ds)
         if trainer.is_world_process_zero():
-            trainer.save_model(str(out))
-            for checkpoint in out.glob("checkpoint-*"):
-                shutil.rmtree(checkpoint, ignore_errors=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            write_results(trainer, out, cfg, metrics)
         return metrics
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+
+
+def resume_point(cfg: TrainConfig, method) -> Path:
+    """The checkpoint `--resume` continues from: the latest complete one, made with the same settings. A
+    method that replays batches (FreeAT) resumes only from the end of an epoch: the Trainer's skipping of
+    the epoch's first batches does not know of the replays."""
+    out = Path(cfg.output_dir)
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        finished = " (it holds a finished run)" if (out / "metrics.json").is_file() else ""
+        raise AdvlmError(f"--resume: {out} has no complete checkpoint to resume from{finished}; drop --resume")
+    saved = checkpoint_info(checkpoint).get("settings", {})
+    now = cfg.to_dict()
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and k in saved and saved[k] != now[k]]
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved[k]!r} (now {now[k]!r})" for k in changed)
+        raise AdvlmError(
+            f"--resume: {checkpoint} was made with other settings: {shown}; resume with the checkpoint's settings, "
+            "or start afresh with --overwrite"
+        )
+    epoch = json.loads((checkpoint / "trainer_state.json").read_text()).get("epoch") or 0
+    if method.optimizer_steps_per_batch > 1 and epoch != int(epoch):
+        raise AdvlmError(
+            f"--resume: {checkpoint} is within an epoch, and {method.name} replays batches, so it resumes only from "
+            "a checkpoint at an epoch's end: train without --save-steps, or start afresh with --overwrite"
+        )
+    return checkpoint
+
+
+def check_finished(metrics: dict[str, Any]) -> None:
+    """`RunFailed` for a run whose training or dev loss is not finite: it is never reported as a result."""
+    for key in ("train_loss", "eval_loss"):
+        value = metrics.get(key)
+        if value is not None and not math.isfinite(value):
+            raise RunFailed(
+                f"training diverged: the {key.replace('_', ' ')} is {value} after {metrics['steps']} steps; nothing "
+                "was saved as a result. Try a lower --lr, --max-grad-norm 1, or check the data for extreme values"
+            )
+
+
+def write_results(trainer: AdversarialTrainer, out: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> None:
+    """The model (saved aside, then each file renamed into place), config.yaml, then metrics.json; the
+    checkpoints go once the result is whole."""
+    with atomic.saving_into(out) as staging:
+        trainer.save_model(str(staging))
+    atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic.write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    for checkpoint in out.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def run_metrics(cfg: TrainConfig, task, trainer, result, runtime: float, train_size: int, dev_size: int) -> dict:

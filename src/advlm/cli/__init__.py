@@ -1,4 +1,5 @@
-"""`advlm` command line: one module per subcommand; bad input exits 2 with a one-line error."""
+"""`advlm` command line: one module per subcommand; bad input exits 2 with a one-line error, a run that fails
+(diverges) exits 1 with one, Ctrl-C exits 130."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from advlm.errors import AdvlmError
+from advlm.errors import AdvlmError, RunFailed
 
 SUBCOMMANDS = ("train", "eval", "robustness", "attack", "bench", "pretrain", "list", "report")
 
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except AdvlmError as e:
         print(f"advlm: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"advlm: failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("advlm: interrupted", file=sys.stderr)
         return 130

@@ -7,15 +7,15 @@ import json
 
 
 def add_parser(sub) -> None:
-    from advlm.cli.options import add_eval_data_flags, add_task_flags
+    from advlm.cli.options import add_eval_data_flags, add_task_flags, fraction, positive_int
 
     p = sub.add_parser("attack", help="word-substitution attack (offline)", description=__doc__)
     add_task_flags(p, "classification task (the attack changes words of sentences and reads one class)")
     p.add_argument("--model", required=True, help="run directory or model folder")
     p.add_argument("--source", default="embedding", help="substitutes: embedding (the model's own) or glove")
-    p.add_argument("--max-fraction", type=float, default=0.2, help="most words changed, as a fraction (0.2)")
-    p.add_argument("--candidates", type=int, default=20, help="neighbours tried per word (default: 20)")
-    p.add_argument("--min-similarity", type=float, default=0.5, help="cosine similarity threshold (0.5)")
+    p.add_argument("--max-fraction", type=fraction, default=0.2, help="most words changed, as a fraction (0.2)")
+    p.add_argument("--candidates", type=positive_int, default=20, help="neighbours tried per word (default: 20)")
+    p.add_argument("--min-similarity", type=fraction, default=0.5, help="cosine similarity threshold (0.5)")
     add_eval_data_flags(p)
     p.add_argument("--save", help="write every example (original, adversarial, outcome) to this JSON lines file")
     p.add_argument("--output", help="write the summary to this JSON file")
@@ -35,10 +35,12 @@ SAVED_FIELDS = ("original", "adversarial", "label", "clean_correct", "success", 
 
 def check_args(args: argparse.Namespace):
     """The task the flags name, refused unless it is sentence classification; the attack's settings checked."""
-    from advlm.cli.options import task_from_args
+    from advlm.cli.options import check_output_file, task_from_args
     from advlm.errors import AdvlmError
 
     task = task_from_args(args)
+    check_output_file(args.save, "--save")
+    check_output_file(args.output, "--output")
     if task.kind != "classification":
         raise AdvlmError(
             f"advlm attack works on sentence classification; {task.name} is {task.kind}: measure its robustness "
@@ -46,8 +48,6 @@ def check_args(args: argparse.Namespace):
         )
     if args.source not in ("embedding", "glove"):
         raise AdvlmError(f"unknown substitute source '{args.source}'; use embedding or glove")
-    if not 0 <= args.max_fraction <= 1:
-        raise AdvlmError(f"--max-fraction must be in [0, 1], got {args.max_fraction}")
     return task
 
 
@@ -55,14 +55,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from advlm.cli.options import eval_examples, format_table
-    from advlm.modeling import load_model, load_tokenizer
+    from advlm import atomic
+    from advlm.cli.options import eval_examples, format_table, write_json
+    from advlm.modeling import check_max_length, load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
 
     task = check_args(args)
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task, trained=True).to("cuda" if torch.cuda.is_available() else "cpu")
+    check_max_length(model.config, args.max_length, args.model)
     examples = eval_examples(task, args)
     require_task_order(model, task)
     vectors = glove_vectors() if args.source == "glove" else embedding_vectors(model, tokenizer)
@@ -75,10 +77,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"task": task.name, "model": args.model, **{k: getattr(args, k) for k in settings}, **summarize(results)}
     print(format_table([{k: summary[k] for k in SUMMARY_COLUMNS}]))
     if args.save:
-        with open(args.save, "w") as f:
-            for r in results:
-                f.write(json.dumps({k: getattr(r, k) for k in SAVED_FIELDS}) + "\n")
+        lines = (json.dumps({k: getattr(r, k) for k in SAVED_FIELDS}) + "\n" for r in results)
+        atomic.write_text(args.save, "".join(lines))
     if args.output:
-        with open(args.output, "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(args.output, summary)
     return 0

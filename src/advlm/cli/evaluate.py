@@ -4,18 +4,17 @@ task's official metrics."""
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_parser(sub) -> None:
-    from advlm.cli.options import add_eval_data_flags, add_task_flags
+    from advlm.cli.options import add_eval_data_flags, add_task_flags, positive_int
 
     p = sub.add_parser("eval", help="evaluate a fine-tuned model", description=__doc__)
     add_task_flags(p)
     p.add_argument("--model", required=True, help="run directory or model folder")
     add_eval_data_flags(p)
     p.add_argument("--advglue", help="an AdvGLUE-format JSON file: evaluate on its records for --task (GLUE)")
-    p.add_argument("--batch-size", type=int, default=128, help="evaluation batch size (default: 128)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="evaluation batch size (default: 128)")
     p.add_argument("--output", help="also write the metrics to this JSON file")
     p.set_defaults(func=run)
 
@@ -23,17 +22,18 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from advlm.cli.options import eval_examples, format_table, task_from_args
+    from advlm.cli.options import check_output_file, eval_examples, format_table, task_from_args, write_json
     from advlm.errors import AdvlmError
     from advlm.evaluation import evaluate
-    from advlm.modeling import load_model, load_tokenizer
+    from advlm.modeling import check_max_length, load_model, load_tokenizer
     from advlm.training import subset
 
     task = task_from_args(args)
-    if args.batch_size <= 0:
-        raise AdvlmError(f"--batch-size must be positive, got {args.batch_size}")
+    check_output_file(args.output, "--output")
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task, trained=True)
+    check_max_length(model.config, args.max_length, args.model)
+    warn_other_task(args.model, task.name)
     if args.advglue:
         from advlm.robustness.advglue import load_advglue
 
@@ -49,6 +49,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"{task.name} {source} ({len(examples)} examples), model {args.model}")
     print(format_table([metrics]))
     if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"task": task.name, "model": args.model, "data": source, "eval": metrics}, f, indent=2)
+        write_json(args.output, {"task": task.name, "model": args.model, "data": source, "eval": metrics})
     return 0
+
+
+def warn_other_task(model: str, task: str) -> None:
+    """A run directory fine-tuned on another task than the one it is scored on: allowed, but said."""
+    import logging
+    from pathlib import Path
+
+    import yaml
+
+    config = Path(model) / "config.yaml"
+    try:
+        trained_on = (yaml.safe_load(config.read_text()) or {}).get("task") if config.is_file() else None
+    except yaml.YAMLError:
+        return
+    if trained_on and str(trained_on).lower() != task.lower():
+        logging.getLogger(__name__).warning(
+            "%s was fine-tuned on %s, not %s: scored as %s anyway", model, trained_on, task, task
+        )

@@ -4,7 +4,44 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Mapping
+from pathlib import Path
+
+from advlm.errors import AdvlmError
+
+
+def _number(kind: type, test, wanted: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or not test(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+        return value
+
+    parse.__name__ = wanted  # argparse names the type in its message
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive integer")
+nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+finite_float = _number(float, lambda v: True, "a finite number")
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """An output file's place, checked before the work that fills it: not a folder, in an existing folder."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise AdvlmError(f"{flag} {path} is a folder; pass a file name")
+    if not target.parent.is_dir():
+        raise AdvlmError(f"{flag} {path}: the folder {target.parent} does not exist; create it first")
 
 
 def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
@@ -49,13 +86,24 @@ def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = N
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(b) for b in body)])
 
 
+def write_json(path: str, data: Mapping) -> None:
+    """An output JSON file, written under a temporary name and renamed into place."""
+    import json
+
+    from advlm import atomic
+
+    atomic.write_text(path, json.dumps(data, indent=2))
+
+
 def add_task_flags(p, what: str = "task") -> None:
     """Which task (shared by eval, robustness and attack): a built-in one or `--task-type` for your own data."""
     p.add_argument("--task", help=f"{what}: a built-in task, or with --task-type a name for your own")
     p.add_argument("--task-type", help="kind of your own data (with --eval-file), as for advlm train")
     p.add_argument("--text-fields", help="classification/regression of your own data: text field(s), 'a' or 'a,b'")
     p.add_argument("--label-field", help="classification/regression of your own data: the label field")
-    p.add_argument("--doc-stride", type=int, help="question answering: tokens shared by consecutive windows")
+    p.add_argument(
+        "--doc-stride", type=nonnegative_int, help="question answering: tokens shared by consecutive windows"
+    )
 
 
 def task_from_args(args):
@@ -76,8 +124,8 @@ def add_eval_data_flags(p) -> None:
         "--split", default="dev", help="the task's split to evaluate: dev (default) or test where it has one"
     )
     p.add_argument("--eval-file", help="your own evaluation file instead of the task's split")
-    p.add_argument("--max-eval-samples", type=int, help="use a fixed random slice of this many examples")
-    p.add_argument("--max-length", type=int, default=128, help="maximum tokens per example (default: 128)")
+    p.add_argument("--max-eval-samples", type=positive_int, help="use a fixed random slice of this many examples")
+    p.add_argument("--max-length", type=positive_int, default=128, help="maximum tokens per example (default: 128)")
 
 
 def eval_examples(task, args) -> list:

@@ -17,20 +17,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from advlm.pretraining.pretrain import PretrainConfig, remove_output, run_pretraining
+    from advlm.pretraining.pretrain import PretrainConfig, run_pretraining
 
     names = {f.name for f in dataclasses.fields(PretrainConfig)}
     cfg = PretrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     cfg.validate()
-    created = not Path(cfg.output_dir).exists()
-    try:
-        summary = run_pretraining(cfg)
-    except BaseException:
-        if created:
-            remove_output(cfg.output_dir)
-        raise
+    summary = run_pretraining(cfg)
     print(
         f"{summary['steps']} steps on {summary['chunks']} chunks from {summary['lines']} lines "
         f"({summary['lines_split']} lines longer than {cfg.max_length} tokens were split); "

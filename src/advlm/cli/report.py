@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -13,17 +14,33 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+REQUIRED = ("task", "method", "seed", "eval", "steps", "train_runtime_s")
+
+
 def load_metrics(path: str) -> dict:
     from advlm.errors import AdvlmError
+    from advlm.modeling import unfinished_run_hint
 
     file = Path(path)
     file = file / "metrics.json" if file.is_dir() else file
     if not file.is_file():
-        raise AdvlmError(f"{path} has no metrics.json; pass run directories written by `advlm train`")
+        raise AdvlmError(f"{path} has no metrics.json; {unfinished_run_hint(Path(path))}")
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise AdvlmError(f"{file} is not valid JSON ({e.msg}); was the run interrupted?") from None
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AdvlmError(
+            f"{file} is not valid JSON ({getattr(e, 'msg', e)}); pass a metrics.json of advlm train"
+        ) from None
+    missing = [k for k in REQUIRED if not isinstance(metrics, dict) or k not in metrics]
+    if missing:
+        raise AdvlmError(f"{file} is not an advlm train metrics.json (no {', '.join(missing)})")
+    return metrics
+
+
+def diverged(metrics: dict) -> bool:
+    """A run whose dev metrics or loss are not finite numbers (written before advlm refused such runs)."""
+    values = [*metrics["eval"].values(), metrics.get("eval_loss")]
+    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 "eval_loss": m.get("eval_loss"),
                 "steps": m["steps"],
                 "train_s": f"{m['train_runtime_s']:.1f}",
+                "note": "DIVERGED (non-finite metric)" if diverged(m) else "",
             }
         )
     columns = list(dict.fromkeys(k for r in rows for k in r))

@@ -3,42 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_parser(sub) -> None:
-    from advlm.cli.options import add_eval_data_flags, add_task_flags
+    from advlm.cli.options import add_eval_data_flags, add_task_flags, nonnegative_float, positive_float, positive_int
 
     p = sub.add_parser("robustness", help="maximum loss increase in an eps ball (FreeLB Table 5)", description=__doc__)
     add_task_flags(p, "task of every model (any kind)")
     p.add_argument("--models", nargs="+", required=True, help="run directories; the first is the reference")
-    p.add_argument("--eps", type=float, default=0.1, help="radius of the l2 ball for M-Inc (default: 0.1)")
-    p.add_argument("--steps", type=int, default=20, help="ascent steps per radius, the cap (default: 20)")
+    p.add_argument("--eps", type=nonnegative_float, default=0.1, help="radius of the l2 ball for M-Inc (default: 0.1)")
+    p.add_argument("--steps", type=positive_int, default=20, help="ascent steps per radius, the cap (default: 20)")
     p.add_argument("--norm", default="l2", help="l2 or linf (default: l2)")
-    p.add_argument("--r-max", type=float, default=1.0, help="upper end of the radius bisection (default: 1.0)")
-    p.add_argument("--bisection", type=int, default=6, help="bisection iterations for the radii (default: 6)")
+    p.add_argument("--r-max", type=positive_float, default=1.0, help="upper end of the radius bisection (default: 1.0)")
+    p.add_argument("--bisection", type=positive_int, default=6, help="bisection iterations for the radii (default: 6)")
     add_eval_data_flags(p)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="evaluation batch size (default: 32)")
     p.add_argument("--output", help="write the table and settings to this JSON file")
     p.set_defaults(func=run)
 
 
 def check_settings(args) -> None:
+    """What the flags' types cannot say (the numbers' ranges are checked as they are parsed)."""
+    from advlm.cli.options import check_output_file
     from advlm.errors import AdvlmError
 
     if args.norm not in ("l2", "linf"):
         raise AdvlmError(f"unknown norm '{args.norm}'; use l2 or linf")
-    if args.steps < 1 or args.bisection < 1:
-        raise AdvlmError("--steps and --bisection must be at least 1")
-    if args.eps < 0 or args.r_max <= 0:
-        raise AdvlmError("--eps must be >= 0 and --r-max > 0")
+    check_output_file(args.output, "--output")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from advlm.cli.options import eval_examples, format_table, task_from_args
-    from advlm.modeling import load_model, load_tokenizer
+    from advlm.cli.options import eval_examples, format_table, task_from_args, write_json
+    from advlm.modeling import check_max_length, load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.loss_increase import compare
 
@@ -48,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(args.models[0])
     models = {}
     for i, path in enumerate(args.models):  # the same folder twice stays two rows
-        models[path if path not in models else f"{path} ({i + 1})"] = load_model(path, task, trained=True).to(device)
+        model = load_model(path, task, trained=True).to(device)
+        check_max_length(model.config, args.max_length, path)
+        models[path if path not in models else f"{path} ({i + 1})"] = model
     if task.kind == "classification":
         for model in models.values():
             require_task_order(model, task)
@@ -81,6 +81,5 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result["rows"]) if result["rows"] else "no example is predicted correctly by every model")
     if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.output, result)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class AdversarialMethod:
         from advlm.errors import AdvlmError
 
         for f in self.hyperparameters():
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise AdvlmError(f"{self.name}: {f.name} must be a finite number, got {value}")
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise AdvlmError(
@@ -167,7 +171,8 @@ class AdversarialMethod:
         """Method state that must travel with checkpoints (TextAT's table, SMART's teacher)."""
         return {}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], model: nn.Module | None = None) -> None:
+        """Restore `state_dict()`'s state; `model` is the model being trained (for state made from it)."""
         if state:
             raise ValueError(f"method '{self.name}' has no state to load, got keys {sorted(state)}")
 
@@ -205,14 +210,29 @@ def is_finite(loss: torch.Tensor, method: str) -> bool:
     return False
 
 
+class _ZeroGradient(torch.autograd.Function):
+    """A zero whose gradient is exactly zero for every parameter given, whatever their values (0 x p would
+    be NaN for an infinite p)."""
+
+    @staticmethod
+    def forward(ctx, *params: torch.Tensor) -> torch.Tensor:
+        ctx.shapes = [(p.shape, p.dtype, p.device) for p in params]
+        return params[0].new_zeros((), dtype=torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return tuple(torch.zeros(shape, dtype=dtype, device=device) for shape, dtype, device in ctx.shapes)
+
+
 def guarded(loss: torch.Tensor, model: nn.Module, method: AdversarialMethod) -> tuple[torch.Tensor, bool]:
-    """(what to back-propagate, whether `loss` was finite). A non-finite loss is replaced by a zero that
-    touches every trainable parameter, so the weights are not poisoned and every DDP rank still makes the
-    same all-reduce calls. The check is a host sync; with `method.nan_guard` false it is skipped."""
+    """(what to back-propagate, whether `loss` was finite). A non-finite loss is replaced by a zero whose
+    gradient reaches every trainable parameter as exact zeros, so the weights are not poisoned and every DDP
+    rank still makes the same all-reduce calls. The check is a host sync; with `method.nan_guard` false it is
+    skipped. Methods report the loss they back-propagated and `skipped` (1 for a step whose loss was
+    replaced), which the Trainer's divergence check reads."""
     if not getattr(method, "nan_guard", True) or is_finite(loss, method.name):
         return loss, True
-    zero = sum((p.float() * 0).sum() for p in model.parameters() if p.requires_grad)
-    return zero, False
+    return _ZeroGradient.apply(*(p for p in model.parameters() if p.requires_grad)), False
 
 
 def sync_unless_last(model: nn.Module, last: bool):

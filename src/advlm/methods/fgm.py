@@ -61,5 +61,6 @@ class FGM(AdversarialMethod):
             "clean_loss": clean_loss.detach(),
             "adv_loss": adv_loss.detach(),
             "delta_norm": example_norm(delta).mean(),
+            "skipped": float(not finite),
         }
         return StepOutput(loss, metrics)

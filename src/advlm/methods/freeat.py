@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,6 +85,15 @@ class FreeAT(AdversarialMethod):
     def wrap_dataloader(self, dataloader: Iterable) -> Iterable:
         return Replay(dataloader, self.steps)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The perturbation carried to the next replay and the position within the batch's replays."""
+        return {} if self._delta is None else {"delta": self._delta.detach().cpu(), "replay": self._replay}
+
+    def load_state_dict(self, state: Mapping[str, Any], model: nn.Module | None = None) -> None:
+        if state:
+            device = next(model.parameters()).device if model is not None else "cpu"
+            self._delta, self._replay = state["delta"].to(device), int(state["replay"])
+
     def adversarial_step(
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
     ) -> StepOutput:
@@ -98,5 +108,9 @@ class FreeAT(AdversarialMethod):
             self._delta = ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm).detach()
         else:
             self._delta = torch.zeros_like(delta.detach())
-        metrics = {"adv_loss": adv_loss.detach(), "delta_norm": example_norm(delta.detach()).mean()}
-        return StepOutput(adv_loss.detach(), metrics)
+        metrics = {
+            "adv_loss": adv_loss.detach(),
+            "delta_norm": example_norm(delta.detach()).mean(),
+            "skipped": float(not finite),
+        }
+        return StepOutput(loss.detach(), metrics)

@@ -85,7 +85,7 @@ def free_passes(
     steps = method.steps
     delta = delta.requires_grad_()
     replay = dropout_replay(batch) if method.same_dropout else None
-    losses = []
+    losses, skipped = [], 0
     for t in range(steps):
         last = t == steps - 1
         if t > 0 and replay is not None:
@@ -96,8 +96,9 @@ def free_passes(
             if not finite and last:
                 loss = loss + lookup.carry()
             backward(loss / steps)
-        losses.append(pass_loss.detach())
+        losses.append(loss.detach())
         if not finite:  # the remaining passes see the clean input
+            skipped += 1
             delta = torch.zeros_like(delta).requires_grad_()
         elif not last:
             delta = ascent(delta)
@@ -105,5 +106,6 @@ def free_passes(
         "loss_first_pass": losses[0],
         "loss_last_pass": losses[-1],
         "delta_norm": example_norm(delta.detach()).mean(),
+        "skipped": skipped / steps,
     }
     return StepOutput(torch.stack(losses).mean(), metrics), delta.detach()

@@ -55,11 +55,12 @@ class PGD(AdversarialMethod):
                 (grad,) = torch.autograd.grad(loss, delta)
                 delta = ascend(delta, grad, mask, self.step_size, self.eps, self.norm)
         adv_loss, _ = forward_embeds(model, batch, delta.detach(), compute_loss=compute_loss)
-        loss, _ = guarded(adv_loss, model, self)  # non-finite: a zero gradient, not a NaN one
+        loss, finite = guarded(adv_loss, model, self)  # non-finite: a zero gradient, not a NaN one
         backward(loss)
         metrics = {
             "loss_first_pass": first,
             "adv_loss": adv_loss.detach(),
             "delta_norm": example_norm(delta.detach()).mean(),
+            "skipped": float(not finite),
         }
-        return StepOutput(adv_loss.detach(), metrics)
+        return StepOutput(loss.detach(), metrics)

@@ -135,7 +135,7 @@ class SMART(AdversarialMethod):
         mask = token_mask(batch)
         embeds = embed(model, batch["input_ids"])
         task_loss, clean = compute_loss(model, model_inputs(model, batch, embeds))
-        total, metrics = task_loss, {"task_loss": task_loss.detach()}
+        terms, metrics = [], {"task_loss": task_loss.detach()}
         if self.smoothness and self.weight > 0:
             target = detached(clean)
             delta = init_delta(embeds, mask, self.init_mag, self.norm).requires_grad_()
@@ -151,27 +151,32 @@ class SMART(AdversarialMethod):
             delta = project(delta.detach(), mask, self.eps, self.norm) if self.normalized_step else delta.detach()
             _, noisy = forward_embeds(model, batch, delta, embeds, compute_loss)
             reg = consistency(head, noisy, clean, batch, specials)
-            total = total + self.weight * reg
+            terms.append(self.weight * reg)
             metrics["smoothness"] = reg.detach()
         if self.bregman and self.mu > 0:
             breg = consistency(head, clean, self._teacher_outputs(model, batch, compute_loss), batch, specials)
             self._update_teacher(model)
-            total = total + self.mu * breg
+            terms.append(self.mu * breg)
             metrics["bregman"] = breg.detach()
-        loss, _ = guarded(total, model, self)
+        loss = task_loss
+        if terms:  # the regularizers are guarded; a non-finite task loss is not the guard's to hide
+            regularizer, finite = guarded(sum(terms), model, self)
+            loss, metrics["skipped"] = loss + regularizer, float(not finite)
         backward(loss)
-        return StepOutput(total.detach(), metrics)
+        return StepOutput(loss.detach(), metrics)
 
     def state_dict(self) -> dict[str, Any]:
         if self.teacher is None:
             return {}
         return {"teacher": self.teacher.state_dict(), "updates": self._updates}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], model: nn.Module | None = None) -> None:
         if not state:
             return
         if self.teacher is None:
-            raise ValueError("smart: load the teacher after the first step, or call init_teacher(model) first")
+            if model is None:
+                raise ValueError("smart: pass the model (load_state_dict(state, model)) or call init_teacher(model)")
+            self.init_teacher(model)
         self.teacher.load_state_dict(state["teacher"])
         self._updates = int(state["updates"])
 

@@ -131,7 +131,7 @@ class TextAT(AdversarialMethod):
     def state_dict(self) -> dict[str, Any]:
         return {} if self.table is None else {"table": self.table.detach().cpu()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], model: nn.Module | None = None) -> None:
         if state:
             device = self.table.device if self.table is not None else "cpu"
             self.table = state["table"].to(device)

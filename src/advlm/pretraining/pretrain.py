@@ -1,13 +1,16 @@
 """Continued pre-training (or from a config): MLM with BERT / whole-word / n-gram / MacBERT masking, or
 ELECTRA's replaced token detection. Dynamic masking (new masks every time a chunk is drawn), AdamW with
-linear warm-up and decay, a progress bar with tokens per second, checkpoints, and resume from the last one.
-The output folder holds a model that `advlm train --model DIR` fine-tunes."""
+linear warm-up and decay, a progress bar with tokens per second, checkpoints, and an exact resume from the last
+one (`resume`: weights, optimizer, schedule, the masking's and the chunk order's random states and torch's,
+the history; refused for other settings). The checkpoint is replaced atomically, so a kill never tears it;
+the output folder is held as fine-tuning's is (`OutputFolder`). The output folder holds a model that
+`advlm train --model DIR` fine-tunes."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
-import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
@@ -17,14 +20,18 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForMaskedLM, get_linear_schedule_with_warmup
 
+from advlm import atomic
 from advlm.config import check_settings, setting
-from advlm.errors import AdvlmError
+from advlm.errors import AdvlmError, RunFailed
+from advlm.output_folder import PRE_TRAINING, OutputFolder
 from advlm.pretraining import masking
 from advlm.pretraining.corpus import Chunk, encode, glue_corpus, read_lines
 
 OBJECTIVES = ("mlm", "electra")
 MASKINGS = ("bert", "wwm", "ngram", "macbert")
 CHECKPOINT = "checkpoint.pt"
+# settings a resumed run may change: they do not change what is trained
+RESUMABLE_CHANGES = {"output_dir", "progress", "resume", "overwrite", "save_every", "data_dir"}
 
 
 @dataclass
@@ -34,6 +41,8 @@ class PretrainConfig:
     output_dir: str = setting(
         MISSING, "output folder (model, tokenizer, pretrain_metrics.json; checkpoint.pt while running)"
     )
+    overwrite: bool = setting(False, "replace the contents of a non-empty --output-dir (else it is refused)")
+    resume: bool = setting(False, "continue the killed or interrupted run in --output-dir from its checkpoint.pt")
     objective: str = setting("mlm", "training objective", choices=OBJECTIVES)
     masking: str = setting("bert", "which tokens to mask and how", choices=MASKINGS)
     corpus: str = setting(
@@ -52,7 +61,7 @@ class PretrainConfig:
     lr: float = setting(5e-5, "peak learning rate (AdamW, linear warm-up and decay)", "positive")
     steps: int = setting(1000, "optimizer steps", "positive")
     warmup_ratio: float = setting(0.06, "fraction of steps for the linear warm-up", "fraction")
-    save_every: int = setting(200, "write checkpoint.pt every N steps (a rerun resumes from it)", "positive")
+    save_every: int = setting(200, "write checkpoint.pt every N steps (--resume continues from it)", "positive")
     seed: int = setting(42, "random seed")
     rtd_weight: float = setting(50.0, "ELECTRA's weight of the replaced-token-detection loss", "nonnegative")
     generator_layers: int | None = setting(
@@ -98,6 +107,15 @@ class Masker:
         }
 
 
+def model_config(cfg: PretrainConfig):
+    from advlm.modeling import resolve_model
+
+    try:
+        return AutoConfig.from_pretrained(cfg.model_config or resolve_model(cfg.model)[0])
+    except (OSError, ValueError) as e:
+        raise AdvlmError(f"could not read the model's config ({cfg.model_config or cfg.model}): {e}") from None
+
+
 def build_model(cfg: PretrainConfig):
     from advlm.modeling import resolve_model
     from advlm.pretraining.electra import Electra
@@ -114,7 +132,7 @@ def build_model(cfg: PretrainConfig):
 
 
 def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
-    from advlm.modeling import load_tokenizer
+    from advlm.modeling import check_max_length, load_tokenizer
     from advlm.pretraining.similar import build_similar
 
     cfg.validate()
@@ -122,53 +140,87 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     lines = (
         glue_corpus(cfg.data_dir)[: cfg.max_lines] if cfg.corpus == "glue" else read_lines(cfg.corpus, cfg.max_lines)
     )
+    check_max_length(model_config(cfg), cfg.max_length, cfg.model_config or cfg.model)
     chunks, split = encode(lines, tokenizer, cfg.max_length, cfg.language)
     if not chunks:
         raise AdvlmError(f"the corpus {cfg.corpus} has no tokens")
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg)
-    similar = None
-    if cfg.masking == "macbert":
-        embeddings_owner = model.discriminator if cfg.objective == "electra" else model
-        similar = build_similar(cfg.similar, embeddings_owner, tokenizer)
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    masker = Masker(cfg, tokenizer, similar)
-    history, tokens_per_s = train_steps(cfg, model, masker, chunks, out)
-    (model.discriminator if cfg.objective == "electra" else model).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with OutputFolder(out, PRE_TRAINING, overwrite=cfg.overwrite, resume=cfg.resume):
+        state = load_checkpoint(cfg) if cfg.resume else None
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg)
+        similar = None
+        if cfg.masking == "macbert":
+            embeddings_owner = model.discriminator if cfg.objective == "electra" else model
+            similar = build_similar(cfg.similar, embeddings_owner, tokenizer)
+        masker = Masker(cfg, tokenizer, similar)
+        history, tokens_per_s = train_steps(cfg, model, masker, chunks, out, state)
+        summary = {
+            "config": asdict(cfg),
+            "lines": len(lines),
+            "chunks": len(chunks),
+            "lines_split": split,
+            "steps": cfg.steps,
+            "tokens_per_s": tokens_per_s,
+            "first_steps": _mean(history[: max(1, len(history) // 10)]),
+            "last_steps": _mean(history[-max(1, len(history) // 10) :]),
+            "macbert_counts": masker.counts,
+        }
+        write_results(model, tokenizer, cfg, out, summary)
+        return summary
+
+
+def load_checkpoint(cfg: PretrainConfig) -> dict[str, Any]:
+    """The checkpoint `--resume` continues from, made with the same settings (else an error naming them)."""
+    path = Path(cfg.output_dir) / CHECKPOINT
+    if not path.is_file():
+        finished = " (it holds a finished run)" if (path.parent / "pretrain_metrics.json").is_file() else ""
+        raise AdvlmError(f"--resume: {path.parent} has no {CHECKPOINT} to resume from{finished}; drop --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same problem for the user
+        raise AdvlmError(
+            f"--resume: {path} cannot be read ({type(e).__name__}); start afresh with --overwrite"
+        ) from None
+    saved, now = state.get("settings", {}), asdict(cfg)
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in changed)
+        raise AdvlmError(
+            f"--resume: {path} was made with other settings: {shown}; resume with the checkpoint's settings, or "
+            "start afresh with --overwrite"
+        )
+    return state
+
+
+def write_results(model, tokenizer, cfg: PretrainConfig, out: Path, summary: dict[str, Any]) -> None:
+    """The model and tokenizer (saved aside, then renamed into place), then pretrain_metrics.json; the
+    checkpoint goes once the result is whole."""
+    with atomic.saving_into(out) as staging:
+        (model.discriminator if cfg.objective == "electra" else model).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    atomic.write_text(out / "pretrain_metrics.json", json.dumps(summary, indent=2))
     (out / CHECKPOINT).unlink(missing_ok=True)
-    first, last = history[: max(1, len(history) // 10)], history[-max(1, len(history) // 10) :]
-    summary = {
-        "config": asdict(cfg),
-        "lines": len(lines),
-        "chunks": len(chunks),
-        "lines_split": split,
-        "steps": cfg.steps,
-        "tokens_per_s": tokens_per_s,
-        "first_steps": _mean(first),
-        "last_steps": _mean(last),
-        "macbert_counts": masker.counts,
-    }
-    (out / "pretrain_metrics.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
-def train_steps(cfg: PretrainConfig, model, masker: Masker, chunks: list, out: Path) -> tuple[list[dict], float]:
-    """The training loop, resumed from `out`'s checkpoint when there is one and checkpointed every
-    `save_every` steps: (every step's losses, tokens per second)."""
+def train_steps(
+    cfg: PretrainConfig, model, masker: Masker, chunks: list, out: Path, state: dict[str, Any] | None = None
+) -> tuple[list[dict], float]:
+    """The training loop, from `state` (a checkpoint) when given, checkpointed every `save_every` steps:
+    (every step's losses, tokens per second)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    order = random.Random(cfg.seed)
+    randoms = {"order": order, "masking": masker.rng}
     start_step, history = 0, []
-    if (out / CHECKPOINT).is_file():  # resume
-        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+    if state is not None:
         for name, part in parts.items():
             part.load_state_dict(state[name])
-        start_step, history = state["step"], state["history"]
-    order = random.Random(cfg.seed + start_step)
+        restore_random_states(state["random"], randoms)
+        start_step, history, masker.counts = state["step"], state["history"], state["macbert_counts"]
     tokens, t0 = 0, time.perf_counter()
     bar = tqdm(range(start_step, cfg.steps), desc=f"pretrain {cfg.objective}/{cfg.masking}", disable=not cfg.progress)
     for step in bar:
@@ -181,12 +233,45 @@ def train_steps(cfg: PretrainConfig, model, masker: Masker, chunks: list, out: P
         optimizer.zero_grad(set_to_none=True)
         tokens += int(batch["attention_mask"].sum())
         history.append({k: float(v.detach()) for k, v in record.items()} | {"step": step + 1})
+        if not math.isfinite(history[-1]["loss"]):
+            raise RunFailed(
+                f"pre-training diverged at step {step + 1}: the loss is {history[-1]['loss']}; nothing was saved "
+                f"as a result. Try a lower --lr (now {cfg.lr:g})"
+            )
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            state = {name: part.state_dict() for name, part in parts.items()}
-            torch.save({**state, "step": step + 1, "history": history}, out / CHECKPOINT)
+            saved = {name: part.state_dict() for name, part in parts.items()}
+            extra = {"step": step + 1, "history": history, "macbert_counts": dict(masker.counts)}
+            saved |= extra | {"random": random_states(randoms), "settings": asdict(cfg)}
+            atomic.torch_save(saved, out / CHECKPOINT)
     elapsed = time.perf_counter() - t0
     return history, tokens / elapsed if elapsed else 0.0
+
+
+def random_states(randoms: dict[str, random.Random]) -> dict[str, Any]:
+    """Every random state the loop draws from: Python's generators for the chunk order and the masking (as
+    lists, which a weights-only load reads), torch's (dropout, ELECTRA's sampling) and CUDA's."""
+    states = {name: _listed(rng.getstate()) for name, rng in randoms.items()}
+    states["torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict[str, Any], randoms: dict[str, random.Random]) -> None:
+    for name, rng in randoms.items():
+        rng.setstate(_tupled(states[name]))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _listed(value):
+    return [_listed(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _tupled(value):
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
 
 
 def _step(model, batch, objective: str) -> dict[str, torch.Tensor]:
@@ -205,7 +290,3 @@ def _step(model, batch, objective: str) -> dict[str, torch.Tensor]:
 def _mean(rows: list[dict]) -> dict[str, float]:
     keys = [k for k in rows[0] if k != "step"]
     return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
-
-
-def remove_output(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
