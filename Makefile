@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The main job: vanilla and FreeLB (its default, published BERT-base setting) with the same seed and budget.
+# --overwrite: a rerun replaces the main job's own earlier result in $(RUN_DIR) (advlm refuses a non-empty folder)
 run: setup
-	$(VENV)/bin/advlm train --method vanilla $(MAIN_ARGS) --output-dir $(RUN_DIR)/vanilla
-	$(VENV)/bin/advlm train --method freelb $(MAIN_ARGS) --output-dir $(RUN_DIR)/freelb
+	$(VENV)/bin/advlm train --method vanilla $(MAIN_ARGS) --output-dir $(RUN_DIR)/vanilla --overwrite
+	$(VENV)/bin/advlm train --method freelb $(MAIN_ARGS) --output-dir $(RUN_DIR)/freelb --overwrite
 	@echo; echo "SST-2 dev, default model, same seed and budget:"
 	@$(VENV)/bin/advlm report $(RUN_DIR)/vanilla $(RUN_DIR)/freelb
 
