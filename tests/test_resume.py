@@ -181,3 +181,24 @@ def test_freeat_resumes_exactly_from_an_epoch_end_and_refuses_mid_epoch(tmp_path
     capsys.readouterr()
     assert main([*flags(mid), "--resume"]) == 2
     assert "resumes only from a checkpoint at an epoch's end" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_checkpoints_and_says_how_to_resume(tmp_path, glue_dir, tiny_model_dir, capsys, monkeypatch):
+    from advlm.trainer import AdversarialTrainer
+
+    real_step = AdversarialTrainer.training_step
+
+    def interrupted(self, *args, **kwargs):
+        if self.state.global_step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(AdversarialTrainer, "training_step", interrupted)
+    cfg = settings(tiny_model_dir, glue_dir, tmp_path / "run", "vanilla")
+    assert main(flags(cfg)) == 130
+    err = capsys.readouterr().err
+    assert "checkpoint-2 is kept: the same command with --resume continues from it" in err
+    assert [p.name for p in checkpoints(tmp_path / "run")] == ["checkpoint-2"]
+    monkeypatch.setattr(AdversarialTrainer, "training_step", real_step)
+    assert main([*flags(cfg), "--resume"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 12

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from advlm.config import TrainConfig, config_fields, read_yaml, split_settings
 from advlm.errors import AdvlmError
@@ -66,7 +67,17 @@ def run(args: argparse.Namespace) -> int:
     from advlm.training import run_training
 
     cfg = resolve_config(args)
-    metrics = run_training(cfg)
+    try:
+        metrics = run_training(cfg)
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        from advlm.checkpoints import latest_checkpoint
+
+        kept = latest_checkpoint(Path(cfg.output_dir)) if Path(cfg.output_dir).is_dir() else None
+        if kept is not None:
+            print(f"advlm: {kept} is kept: the same command with --resume continues from it", file=sys.stderr)
+        raise
     print(
         f"\n{metrics['task']} dev ({metrics['eval_examples']} examples), method {metrics['method']}, "
         f"seed {metrics['seed']}, {metrics['steps']} steps in {metrics['train_runtime_s']:.0f}s"
