@@ -70,16 +70,18 @@ def run(args: argparse.Namespace) -> int:
     result["task"] = task.name
     print(
         f"{task.name}: {result['examples']} of {len(dataset)} examples predicted correctly by every model; "
-        f"eps {args.eps} ({args.norm}), at most {args.steps} ascent steps, "
-        + (
-            f"radii from {args.models[0]} (median {result['settings']['median_radius']:.3f})"
-            if "median_radius" in result["settings"]
-            else "no radii (a causal LM or regression has no notion of a correct prediction)"
-            if "radii" in result["settings"]
-            else "no radii"
-        )
+        f"eps {args.eps} ({args.norm}), at most {args.steps} ascent steps, {radii(result, args.models[0])}"
     )
     print(format_table(result["rows"]) if result["rows"] else "no example is predicted correctly by every model")
     if args.output:
         write_json(args.output, result)
     return 0
+
+
+def radii(result: dict, reference: str) -> str:
+    """Where the M-Inc (R) radii came from, for the table's caption."""
+    if "median_radius" in result["settings"]:
+        return f"radii from {reference} (median {result['settings']['median_radius']:.3f})"
+    if "radii" in result["settings"]:
+        return "no radii (a causal LM or regression has no notion of a correct prediction)"
+    return "no radii"
