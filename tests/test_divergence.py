@@ -104,3 +104,17 @@ def test_metrics_of_non_finite_outputs_are_nan():
     assert all(math.isnan(v) for v in task_metrics(sst2, logits, np.array([0, 1])).values())
     assert math.isnan(pearson(np.array([1.0, np.nan, 2.0]), np.array([1.0, 2.0, 3.0])))
     assert task_metrics(stsb, np.array([[2.0], [2.0], [2.0]]), np.array([1.0, 2.0, 3.0]))["pearson"] == 0.0
+
+
+def test_report_marks_a_run_with_non_finite_metrics(tmp_path, capsys):
+    """A metrics.json written before advlm refused diverged runs (or by hand) is marked, not shown as normal."""
+    import json
+
+    run = {"task": "stsb", "method": "freelb", "seed": 1, "steps": 3, "train_runtime_s": 1.0, "eval_loss": None}
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "metrics.json").write_text(json.dumps({**run, "eval": {"pearson": 0.8}}))
+    (tmp_path / "nan").mkdir()
+    (tmp_path / "nan" / "metrics.json").write_text(json.dumps({**run, "eval": {"pearson": float("nan")}}))
+    assert main(["report", str(tmp_path / "ok"), str(tmp_path / "nan")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[-1] == "note" and "DIVERGED" in rows[3] and "DIVERGED" not in rows[2]

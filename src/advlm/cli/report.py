@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 "eval_loss": m.get("eval_loss"),
                 "steps": m["steps"],
                 "train_s": f"{m['train_runtime_s']:.1f}",
-                "note": "DIVERGED (non-finite metric)" if diverged(m) else "",
+                **({"note": "DIVERGED (non-finite metric)"} if diverged(m) else {}),  # a column only when needed
             }
         )
     columns = list(dict.fromkeys(k for r in rows for k in r))
