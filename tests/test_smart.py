@@ -13,7 +13,7 @@ def test_smart_teacher_is_a_copy_and_follows_an_ema():
     method = build_method("smart", beta_early=0.5)
     method.step(model, tiny.batch(model))
     student = dict(model.named_parameters())
-    teacher = dict(method.teacher.named_parameters())
+    teacher = method.teacher.weights
     assert teacher.keys() == student.keys()
     assert all(t.data_ptr() != student[k].data_ptr() for k, t in teacher.items())
     assert not any(t.requires_grad for t in teacher.values())
@@ -22,10 +22,41 @@ def test_smart_teacher_is_a_copy_and_follows_an_ema():
         for p in model.parameters():
             p.add_(1.0)  # a fake optimizer step
     assert all(torch.equal(before[k], t) for k, t in teacher.items())  # not an alias
+    now = {k: p.detach().clone() for k, p in student.items()}
     method.step(model, tiny.batch(model))
     w = "classifier.weight"
-    torch.testing.assert_close(teacher[w], 0.5 * before[w] + 0.5 * student[w].detach())
-    assert method.teacher.training is False and model.training is True
+    torch.testing.assert_close(teacher[w], 0.5 * before[w] + 0.5 * now[w])
+    assert model.training is True and all(torch.equal(p, now[k]) for k, p in student.items())  # put back
+
+
+def test_smart_teacher_pass_runs_the_average_without_dropout():
+    """The Bregman term's teacher outputs are those of a model holding the averaged weights, in eval mode."""
+    import copy
+
+    model = tiny.model(dropout=True).train()
+    method = build_method("smart", beta_early=0.5)
+    method.step(model, tiny.batch(model))
+    reference = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            p.copy_(method.teacher.weights[name])
+    batch = tiny.batch(model)
+    outputs = method._teacher_outputs(model, batch, lambda m, inputs: (None, m(**inputs)))
+    with torch.no_grad():
+        expected = reference(**batch).logits
+    torch.testing.assert_close(outputs["logits"], expected)
+    assert model.training
+
+
+def test_smart_teacher_holds_only_trainable_parameters():
+    """A frozen encoder (as under LoRA) is not copied: the teacher holds the head alone."""
+    model = tiny.model()
+    model.bert.requires_grad_(False)
+    method = build_method("smart")
+    method.step(model, tiny.batch(model))
+    assert sorted(method.teacher.weights) == ["classifier.bias", "classifier.weight"]
+    head = sum(p.numel() * 4 for p in model.classifier.parameters())
+    assert method.teacher.nbytes() == head
 
 
 def test_smart_regression_uses_squared_error():

@@ -25,8 +25,10 @@ Departures and choices:
 - The reference codes perturb the embedding module's output (after its LayerNorm), where max-abs 1 is about
   0.6x a token's norm; advlm perturbs the word-embedding lookup, as every method here, where max-abs 1 is
   several times a token's norm. So `eps` defaults to 0.1, the code's radius at its relative size.
-- The teacher is a deep copy (cloned tensors, never aliases), run in eval mode (no dropout), and moved
-  towards the current parameters after its use in each step: theta~ <- beta theta~ + (1 - beta) theta.
+- The teacher (`MeanTeacher`) averages only the trainable parameters (cloned, never aliases) and runs the
+  student's modules with them in place, in eval mode (no dropout); it moves towards the current parameters
+  after its use in each step: theta~ <- beta theta~ + (1 - beta) theta. With LoRA it holds the adapters and
+  the head, not a copy of the frozen model.
   Tell the method the run's length (`prepare(model, total_steps=N)`; AdversarialTrainer does) for the beta
   schedule; otherwise it switches at step 1000.
 - The ascent passes run under DDP's `no_sync`. Every pass, the teacher's included, goes through the pass
@@ -36,7 +38,6 @@ Departures and choices:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +45,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, model_inputs, token_mask, unwrap
+from advlm.embeddings import embed, forward_embeds, model_inputs, token_mask
 from advlm.heads import QUESTION_ANSWERING, consistency, detached, head_of, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, hparam, shared
+from advlm.methods.mean_teacher import MeanTeacher
 from advlm.methods.registry import register
 from advlm.passes import PassFn
 from advlm.perturbation import ascend, init_delta, project, raw_ascend
@@ -79,8 +81,7 @@ class SMART(AdversarialMethod):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.teacher: nn.Module | None = None
-        self._lerp_lists: tuple | None = None
+        self.teacher: MeanTeacher | None = None
         self._updates = 0
         self._switch_step = DEFAULT_SWITCH_STEP
 
@@ -112,19 +113,13 @@ class SMART(AdversarialMethod):
         """The teacher's outputs on the clean batch (no gradient), through the pass function."""
         if self.teacher is None:
             self.init_teacher(model)
-        with torch.no_grad():
+        with self.teacher.in_place_of(model) as teacher:
             # through the embeddings path (the same function, tested) so that it shares the step's attention mask
-            inputs = model_inputs(self.teacher, batch, embed(self.teacher, batch["input_ids"]))
-            return compute_loss(self.teacher, inputs)[1]
+            inputs = model_inputs(teacher, batch, embed(teacher, batch["input_ids"]))
+            return detached(compute_loss(teacher, inputs)[1])
 
-    @torch.no_grad()
     def _update_teacher(self, model: nn.Module) -> None:
-        """theta~ <- decay theta~ + (1 - decay) theta, in one multi-tensor kernel for all parameters."""
-        student = unwrap(model)
-        decay = self.beta_early if self._updates < self._switch_step else self.beta
-        if self._lerp_lists is None or self._lerp_lists[0] is not student:  # listed once, not every step
-            self._lerp_lists = (student, list(self.teacher.parameters()), [p.detach() for p in student.parameters()])
-        torch._foreach_lerp_(self._lerp_lists[1], self._lerp_lists[2], 1 - decay)
+        self.teacher.update(model, self.beta_early if self._updates < self._switch_step else self.beta)
         self._updates += 1
 
     def adversarial_step(
@@ -181,6 +176,5 @@ class SMART(AdversarialMethod):
         self._updates = int(state["updates"])
 
     def init_teacher(self, model: nn.Module) -> None:
-        """Create the teacher from `model` now (e.g. before loading a checkpoint's teacher)."""
-        self.teacher = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
-        self._lerp_lists = None
+        """Create the teacher from `model`'s trainable parameters now (e.g. before loading a checkpoint's)."""
+        self.teacher = MeanTeacher(model)

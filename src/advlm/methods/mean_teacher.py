@@ -1,0 +1,75 @@
+"""A mean teacher that holds only what training changes: an exponential moving average of the student's
+trainable parameters (SMART's Bregman proximal point, Jiang et al., ACL 2020).
+
+The teacher's pass runs the student's own modules with the averaged tensors put in place of its trainable
+parameters for the duration of the pass (their `.data` swapped, under `no_grad`, then swapped back), in eval
+mode (no dropout). Frozen parameters (a LoRA model's base weights, a frozen encoder) and buffers are the
+student's: they never differ from a copy's, so a copy of them would only cost memory. With full fine-tuning
+the teacher holds as much as a copy of the parameters; with LoRA, only the adapters and the head.
+
+The averaged tensors are clones (never aliases of the live weights: an aliased teacher makes the Bregman
+term identically zero, a known community bug). Swapping `.data` is for one process or DDP; sharded
+parameters (FSDP, ZeRO-3) are not supported by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+
+from advlm.embeddings import unwrap
+
+
+class MeanTeacher:
+    """theta~ <- decay theta~ + (1 - decay) theta over the trainable parameters of `model`, by name."""
+
+    def __init__(self, model: nn.Module):
+        student = unwrap(model)
+        self.weights = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+        self._lists: tuple | None = None
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.weights.values())
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        """One multi-tensor kernel for all averaged tensors (listed once, not every step)."""
+        student = unwrap(model)
+        if self._lists is None or self._lists[0] is not student:
+            params = dict(student.named_parameters())
+            self._lists = (student, list(self.weights.values()), [params[n].detach() for n in self.weights])
+        torch._foreach_lerp_(self._lists[1], self._lists[2], 1 - decay)
+
+    @contextlib.contextmanager
+    def in_place_of(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The student module with the teacher's weights, in eval mode, without gradients; restored after."""
+        student = unwrap(model)
+        params = dict(student.named_parameters())
+        pairs = [(params[n], t) for n, t in self.weights.items()]
+        was_training = student.training
+        with torch.no_grad():
+            for p, t in pairs:
+                p.data, t.data = t.data, p.data
+            student.eval()
+            try:
+                yield student
+            finally:
+                student.train(was_training)
+                for p, t in pairs:
+                    p.data, t.data = t.data, p.data
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.weights)
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """The averaged tensors of a checkpoint; names the model's trainable parameters must all have (a
+        teacher saved as a full copy also holds frozen ones and buffers, which are not needed)."""
+        missing = sorted(set(self.weights) - set(state))
+        if missing:
+            raise ValueError(f"smart: the saved teacher has no {', '.join(missing[:3])}; was it saved for this model?")
+        with torch.no_grad():
+            for name, tensor in self.weights.items():
+                tensor.copy_(state[name])
