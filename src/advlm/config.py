@@ -124,6 +124,20 @@ class TrainConfig:
         int,
     )
     save_total_limit: int = setting(1, "checkpoints kept besides the best one", "positive")
+    peft: str = setting(
+        "none", "parameter-efficient fine-tuning: lora (the lora extra: peft)", choices=("none", "lora")
+    )
+    lora_r: int = setting(8, "with --peft lora: the adapters' rank", "positive")
+    lora_alpha: float = setting(
+        16.0, "with --peft lora: the adapters' scale alpha (the update is alpha / r x BA)", "positive"
+    )
+    lora_dropout: float = setting(0.0, "with --peft lora: dropout on the adapters' input", "fraction")
+    lora_targets: str | None = setting(
+        None, "with --peft lora: modules to adapt, comma-separated (unset: peft's default, e.g. query,value for BERT)"
+    )
+    gradient_checkpointing: bool = setting(
+        False, "recompute each layer's activations in the backward pass: less memory, more time; gradients unchanged"
+    )
     progress: bool = setting(True, "show progress bars")
     robustness: bool = setting(
         False, "after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json"

@@ -61,6 +61,8 @@ def head_of(model: nn.Module) -> str:
     from advlm.embeddings import unwrap
 
     bare = unwrap(model)
+    if hasattr(bare, "get_base_model"):  # a peft model: the head is the base model's
+        bare = bare.get_base_model()
     kind = head_of_class(type(bare).__name__)
     if kind not in (None, CLASSIFICATION):
         return kind

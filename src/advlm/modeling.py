@@ -114,6 +114,12 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
     if trained:
         check_trained_head(config, task, name_or_path)
         task.adopt_model(config)
+    from advlm.adapters import base_model_of, is_lora_folder, load_lora
+
+    if trained and is_lora_folder(source):  # a LoRA run: its adapter and head on the base model it names
+        model = load_lora(load_model(base_model_of(source), task), source)
+        check_finite_weights(model, name_or_path)
+        return model
     auto = getattr(transformers, task.auto_class)
     try:
         model, info = auto.from_pretrained(
@@ -130,14 +136,7 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
     except Exception as e:  # noqa: BLE001 - a torn or foreign weights file fails in many ways; one line for all
         raise _load_error(name_or_path, local, e) from None
     if trained:
-        from advlm.checkpoints import nonfinite_parameter
-
-        broken = nonfinite_parameter(model)
-        if broken is not None:
-            raise AdvlmError(
-                f"{name_or_path} has non-finite weights (first: {broken}): its training diverged; train it again "
-                "(a lower --lr)"
-            )
+        check_finite_weights(model, name_or_path)
     if trained and info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         logger.warning(
@@ -148,6 +147,16 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
         )
     check_input_embeddings(model)
     return task.prepare_model(model)
+
+
+def check_finite_weights(model: nn.Module, name: str | None) -> None:
+    from advlm.checkpoints import nonfinite_parameter
+
+    broken = nonfinite_parameter(model)
+    if broken is not None:
+        raise AdvlmError(
+            f"{name} has non-finite weights (first: {broken}): its training diverged; train it again (a lower --lr)"
+        )
 
 
 def max_positions(config) -> int | None:
@@ -193,6 +202,10 @@ def check_input_embeddings(model: nn.Module) -> nn.Embedding:
         emb = model.get_input_embeddings()
     except (AttributeError, NotImplementedError):
         emb = None
+    if emb is not None and type(emb).__module__.startswith("peft"):
+        from advlm.adapters import refuse_embedding_lora
+
+        refuse_embedding_lora(model)
     if not isinstance(emb, nn.Embedding):
         raise AdvlmError(
             f"model {type(model).__name__} has no input word embeddings (get_input_embeddings()); "

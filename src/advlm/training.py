@@ -85,7 +85,12 @@ def training_arguments(
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="linear",
-        optim="adamw_torch_fused",  # one kernel per step on a GPU, no per-parameter host syncs (CPU too)
+        optim="adamw_torch_fused",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        # non-reentrant: the methods take gradients with torch.autograd.grad, which reentrant checkpoints refuse
+        gradient_checkpointing_kwargs={
+            "use_reentrant": False
+        },  # one kernel per step on a GPU, no per-parameter host syncs (CPU too)
         seed=cfg.seed,
         bf16=bf16,
         fp16=cuda and not bf16,
@@ -136,6 +141,10 @@ def prepare(cfg: TrainConfig):
     set_seed(cfg.seed)  # the new head is drawn here: the same seed must give the same head
     model = load_model(cfg.model, task)
     check_max_length(model.config, cfg.max_length, cfg.model)
+    if cfg.peft == "lora":
+        from advlm.adapters import add_lora
+
+        model = add_lora(model, task.kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     method.prepare(model, tokenizer=tokenizer)
     return (
         task,
@@ -239,6 +248,8 @@ def write_results(trainer: AdversarialTrainer, out: Path, cfg: TrainConfig, metr
     checkpoints go once the result is whole."""
     with atomic.saving_into(out) as staging:
         trainer.save_model(str(staging))
+        if hasattr(trainer.model, "get_base_model"):  # an adapter: the base config (label names) beside it
+            trainer.model.get_base_model().config.save_pretrained(staging)
     atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     atomic.write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     for checkpoint in out.glob("checkpoint-*"):

@@ -100,6 +100,7 @@ class AdversarialMethod:
             from advlm.embeddings import check_accepts_inputs_embeds
 
             check_accepts_inputs_embeds(model)
+        check_checkpointing(model)
         if tokenizer is not None:
             self.special_token_ids = list(getattr(tokenizer, "all_special_ids", []) or [])
             self._told.add("tokenizer")
@@ -222,6 +223,21 @@ class _ZeroGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return tuple(torch.zeros(shape, dtype=dtype, device=device) for shape, dtype, device in ctx.shapes)
+
+
+def check_checkpointing(model: nn.Module) -> None:
+    """Gradient checkpointing must be the non-reentrant kind (transformers' default): the reentrant one refuses
+    `torch.autograd.grad`, which PGD, SMART and the ascent steps use, and drops gradients to `inputs_embeds`."""
+    from advlm.embeddings import unwrap
+    from advlm.errors import AdvlmError
+
+    for module in unwrap(model).modules():
+        func = getattr(module, "_gradient_checkpointing_func", None)
+        if getattr(module, "gradient_checkpointing", False) and getattr(func, "keywords", {}).get("use_reentrant"):
+            raise AdvlmError(
+                "gradient checkpointing with use_reentrant=True cannot give the perturbation its gradient; enable it "
+                'with model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})'
+            )
 
 
 def guarded(loss: torch.Tensor, model: nn.Module, method: AdversarialMethod) -> tuple[torch.Tensor, bool]:
