@@ -257,3 +257,26 @@ def test_smart_divergences():
     b = a.clone().requires_grad_()
     symmetric_kl(b, b.detach() + 1e-3 * torch.randn_like(a)).backward()
     assert b.grad is not None and torch.isfinite(b.grad).all()
+
+
+def test_side_page_shows_each_heads_overhead_and_the_teachers_memory_with_its_command(tmp_path):
+    import json
+
+    from lab.side_page import side_page
+
+    env = {"environment": {"git_commit": "abcdef0123"}}
+    rows = [
+        {"method": "vanilla", "median_step_s": 1.0, "ratio": 1.0, "ideal": 1.0, "overhead": 1.0},
+        {"method": "smart", "median_step_s": 4.0, "ratio": 4.0, "ideal": 3.33, "overhead": 1.2},
+    ]
+    heads = [{"head": "causal-lm", "batch_size": 8, "seq_len": 128, "turns": 3, "rows": rows}]
+    folder = tmp_path / "cpu-x"
+    folder.mkdir()
+    (folder / "head_cost.json").write_text(json.dumps({**env, "heads": heads}))
+    teacher = [
+        {"method": "smart", "lora": True, "trainable_parameters": 10, "teacher_bytes": 2**20, "peak_bytes": 2**30}
+    ]
+    (folder / "lora_memory.json").write_text(json.dumps({**env, "batch_size": 8, "seq_len": 128, "rows": teacher}))
+    page = "\n".join(side_page(tmp_path))
+    assert "| smart | 3.33 | 1.20 (4.00x) |" in page and "| smart, LoRA | 10 | 1.00 MiB | 1024 MiB |" in page
+    assert "benchmarks/results/cpu-x/head_cost.json" in page and "code abcdef0" in page

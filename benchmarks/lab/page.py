@@ -80,7 +80,8 @@ def papers_section() -> list[str]:
     tasks = list(dict.fromkeys(t for cols in PAPERS.values() for scores in cols.values() for t in scores))
     rows = [[paper, m, *(str(s.get(t, "-")) for t in tasks)] for paper, cols in PAPERS.items() for m, s in cols.items()]
     title = "## The papers' numbers, for context (other models: RoBERTa-large, BERT-base)"
-    return [title, "", markdown(["paper", "method", *tasks], rows), ""]
+    more = "Each method's cost on the other heads, and SMART's memory with LoRA: docs/benchmarks-heads.md."
+    return [title, "", markdown(["paper", "method", *tasks], rows), "", more, ""]
 
 
 def lab_page() -> Page:
