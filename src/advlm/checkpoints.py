@@ -63,21 +63,21 @@ def rotate(run_dir: str | Path, keep: int | None, best: str | None) -> None:
 def nonfinite_parameter(model: nn.Module) -> str | None:
     """The name of the first parameter holding a NaN or an infinity, or None (one host sync when all are
     finite)."""
-    params = [(n, p) for n, p in model.named_parameters()]
+    params = list(model.named_parameters())
     if not params:
         return None
     norms = torch._foreach_norm([p.detach() for _, p in params])
-    if bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all()):
+    if bool(torch.isfinite(torch.stack([n.float().to(norms[0].device) for n in norms])).all()):
         return None
     # a norm can overflow where every value is finite: then the values decide
     return next((n for n, p in params if not bool(torch.isfinite(p.detach()).all())), None)
 
 
-def assert_finite(model: nn.Module, step: int, what: str = "weights") -> None:
+def assert_finite(model: nn.Module, step: int) -> None:
     """`RunFailed` naming the step and the parameter when the model's weights are not all finite."""
     name = nonfinite_parameter(model)
     if name is not None:
         raise RunFailed(
-            f"training diverged by step {step}: the {what} are not finite (first: {name}); nothing was saved as "
+            f"training diverged by step {step}: the weights are not finite (first: {name}); nothing was saved as "
             "a result. Try a lower --lr, --max-grad-norm 1, or check the data for extreme values"
         )

@@ -186,6 +186,18 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     raise AdvlmError(f"setting '{name}' must be a {kind.__name__}, got {value!r}")
 
 
+def check_same_settings(saved: dict[str, Any], now: dict[str, Any], free: set[str], checkpoint: Any) -> None:
+    """`--resume` continues a run only with the settings its checkpoint was made with (but those in `free`,
+    which do not change what is trained); an error naming each difference."""
+    changed = [k for k in now if k not in free and k in saved and saved[k] != now[k]]
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved[k]!r} (now {now[k]!r})" for k in changed)
+        raise AdvlmError(
+            f"--resume: {checkpoint} was made with other settings: {shown}; resume with the checkpoint's settings, "
+            "or start afresh with --overwrite"
+        )
+
+
 def config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainConfig)}
 

@@ -26,7 +26,7 @@ from transformers import TrainingArguments, set_seed
 
 from advlm import atomic
 from advlm.checkpoints import checkpoint_info, latest_checkpoint
-from advlm.config import TrainConfig
+from advlm.config import TrainConfig, check_same_settings
 from advlm.errors import AdvlmError, RunFailed
 from advlm.methods import build_method
 from advlm.modeling import check_max_length, load_model, load_tokenizer
@@ -214,15 +214,7 @@ def resume_point(cfg: TrainConfig, method) -> Path:
     if checkpoint is None:
         finished = " (it holds a finished run)" if (out / "metrics.json").is_file() else ""
         raise AdvlmError(f"--resume: {out} has no complete checkpoint to resume from{finished}; drop --resume")
-    saved = checkpoint_info(checkpoint).get("settings", {})
-    now = cfg.to_dict()
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and k in saved and saved[k] != now[k]]
-    if changed:
-        shown = ", ".join(f"--{k.replace('_', '-')} {saved[k]!r} (now {now[k]!r})" for k in changed)
-        raise AdvlmError(
-            f"--resume: {checkpoint} was made with other settings: {shown}; resume with the checkpoint's settings, "
-            "or start afresh with --overwrite"
-        )
+    check_same_settings(checkpoint_info(checkpoint).get("settings", {}), cfg.to_dict(), RESUMABLE_CHANGES, checkpoint)
     epoch = json.loads((checkpoint / "trainer_state.json").read_text()).get("epoch") or 0
     if method.optimizer_steps_per_batch > 1 and epoch != int(epoch):
         raise AdvlmError(

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForMaskedLM, get_linear_schedule_with_warmup
 
 from advlm import atomic
-from advlm.config import check_settings, setting
+from advlm.config import check_same_settings, check_settings, setting
 from advlm.errors import AdvlmError, RunFailed
 from advlm.output_folder import PRE_TRAINING, OutputFolder
 from advlm.pretraining import masking
@@ -182,14 +182,11 @@ def load_checkpoint(cfg: PretrainConfig) -> dict[str, Any]:
         raise AdvlmError(
             f"--resume: {path} cannot be read ({type(e).__name__}); start afresh with --overwrite"
         ) from None
-    saved, now = state.get("settings", {}), asdict(cfg)
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
-    if changed:
-        shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in changed)
+    if "settings" not in state or "random" not in state:
         raise AdvlmError(
-            f"--resume: {path} was made with other settings: {shown}; resume with the checkpoint's settings, or "
-            "start afresh with --overwrite"
+            f"--resume: {path} was made by an older advlm and cannot be resumed exactly; start afresh with --overwrite"
         )
+    check_same_settings(state["settings"], asdict(cfg), RESUMABLE_CHANGES, path)
     return state
 
 
