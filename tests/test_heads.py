@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from advlm import build_method, list_methods
-from advlm.heads import CAUSAL_LM, consistency, example_correct, example_losses, head_of, symmetric_kl_rows
+from advlm import heads
+from advlm.heads import (
+    CAUSAL_LM,
+    consistency,
+    example_correct,
+    example_losses,
+    head_of,
+    symmetric_kl_mean,
+    symmetric_kl_rows,
+)
 from advlm.perturbation import example_norm
 from tests import tiny
 from tests.test_methods import ZERO_BUDGET, EmbedsSpy, grads
@@ -125,6 +134,37 @@ def test_consistency_is_a_mean_over_counted_positions(kind):
         rows = symmetric_kl_rows(out.logits, other["logits"])
         manual = (rows * (batch["labels"] != -100)).sum() / counted
     torch.testing.assert_close(term, manual)
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 22, 7, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_chunked_symmetric_kl_equals_the_plain_one(monkeypatch, chunk_elements, dtype, weighted):
+    """The chunked, recomputing divergence the methods use: the weighted mean of the plain per-row one, and
+    the same gradients on both sides (each direction's target detached), whatever the chunking and runs."""
+    monkeypatch.setattr(heads, "CHUNK_ELEMENTS", chunk_elements)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(11, 5, generator=g).to(dtype).requires_grad_()
+    b = torch.randn(11, 5, generator=g).to(dtype).requires_grad_()
+    weight = torch.tensor([0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0.0]) if weighted else None
+    fast = symmetric_kl_mean(a, b, weight)
+    fast_grads = torch.autograd.grad(fast, (a, b))
+    rows = symmetric_kl_rows(a, b)
+    plain = rows.mean() if weight is None else (rows * weight).sum() / weight.sum()
+    plain_grads = torch.autograd.grad(plain, (a, b))
+    torch.testing.assert_close(fast, plain)
+    for got, want in zip(fast_grads, plain_grads):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, want)
+    if weighted:  # rows that do not count get no gradient
+        assert (fast_grads[0][weight == 0] == 0).all() and (fast_grads[1][weight == 0] == 0).all()
+
+
+def test_symmetric_kl_with_nothing_counted_is_zero():
+    a = torch.randn(4, 3, requires_grad=True)
+    value = symmetric_kl_mean(a, torch.randn(4, 3), torch.zeros(4))
+    value.backward()
+    assert value == 0 and (a.grad == 0).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

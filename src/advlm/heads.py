@@ -131,8 +131,8 @@ def distributions(
     """The output distributions that a consistency term compares for `head`, with their weights."""
     if head == QUESTION_ANSWERING:
         context = context_mask(batch, specials)
-        return [Distributions(outputs[k].float().masked_fill(~context, MASKED)) for k in ("start_logits", "end_logits")]
-    logits = _logits(outputs).float()
+        return [Distributions(outputs[k].masked_fill(~context, MASKED)) for k in ("start_logits", "end_logits")]
+    logits = _logits(outputs)  # in its own dtype: the divergence computes in fp32 chunk by chunk
     if head in (CLASSIFICATION, REGRESSION):
         return [Distributions(logits)]
     if head == MULTIPLE_CHOICE:
@@ -150,37 +150,90 @@ def _real(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.ones_like(batch["input_ids"], dtype=torch.bool) if mask is None else mask.bool()
 
 
-class _SymmetricKL(torch.autograd.Function):
-    """Per row of logits a and b: KL(p_a || p_b) + KL(p_b || p_a) = sum (p_a - p_b)(a - b) (the log-sum-exps
-    cancel, as p_a - p_b sums to 0), with the gradients of mt-dnn's SymKlCriterion, where each direction
-    detaches its target side: g (p_a - p_b) for a and g (p_b - p_a) for b. Written out so that a row costs two
-    softmaxes, two subtractions and a dot product, and backward keeps one tensor (p_a - p_b): for a causal LM's
-    vocabulary at every position, these element-wise passes cost as much as the model's layers."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        diff = torch.softmax(a, -1).sub_(torch.softmax(b, -1))
-        ctx.save_for_backward(diff)
-        return torch.linalg.vecdot(diff, a - b)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (diff,) = ctx.saved_tensors
-        grad_a = grad.unsqueeze(-1) * diff
-        return grad_a if ctx.needs_input_grad[0] else None, -grad_a if ctx.needs_input_grad[1] else None
+# Rows per chunk of a divergence: 4M fp32 elements (16 MB). glibc serves blocks above its mmap threshold (at
+# most 32 MB) with fresh pages from the kernel, so a vocabulary-wide temporary (125 MB for 1,024 positions of a
+# 30k vocabulary) is page-faulted in anew at every use; chunks below it are reused. On a GPU chunks also keep
+# the temporaries at a chunk's size instead of the vocabulary's times the positions.
+CHUNK_ELEMENTS = 1 << 22
 
 
 def symmetric_kl_rows(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per row, KL(p_target || p) + KL(p || p_target), each direction with its target side detached (mt-dnn's
-    SymKlCriterion), in fp32."""
-    return _SymmetricKL.apply(logits.float(), target.float())
+    SymKlCriterion), in fp32. The plain reference; `symmetric_kl_mean` is the one the methods use."""
+    log_p, log_q = F.log_softmax(logits.float(), -1), F.log_softmax(target.float(), -1)
+    p, q = log_p.exp(), log_q.exp()
+    return (q.detach() * (log_q.detach() - log_p)).sum(-1) + (p.detach() * (log_p.detach() - log_q)).sum(-1)
 
 
-def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """The mean of `values` over the rows that count (no host sync; 0 when none does)."""
+def _chunks(rows: torch.Tensor | None, n_rows: int, width: int) -> list[slice]:
+    """Slices of at most CHUNK_ELEMENTS elements over all rows, or over the runs of consecutive `rows` (sorted
+    row indices; a causal LM's responses and a tagger's labelled tokens come in runs), so that a chunk is a
+    view, never a copy."""
+    size = max(1, CHUNK_ELEMENTS // max(width, 1))
+    if rows is None:
+        runs = [(0, n_rows)] if n_rows else []
+    else:
+        breaks = ((rows[1:] != rows[:-1] + 1).nonzero().squeeze(-1) + 1).tolist()
+        bounds = rows.tolist()
+        starts = [0, *breaks]
+        ends = [*breaks, len(bounds)]
+        runs = [(bounds[s], bounds[e - 1] + 1) for s, e in zip(starts, ends) if e > s]
+    return [slice(i, min(i + size, end)) for start, end in runs for i in range(start, end, size)]
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p_a - p_b and a - b for one chunk of rows, in fp32."""
+    a, b = a.float(), b.float()
+    return torch.softmax(a, -1).sub_(torch.softmax(b, -1)), a - b
+
+
+class _SymmetricKLMean(torch.autograd.Function):
+    """sum_rows w_row (KL(p_a || p_b) + KL(p_b || p_a)), where a row's symmetric KL is (p_a - p_b) . (a - b)
+    (the log-sum-exps cancel, as p_a - p_b sums to 0), with the gradients of mt-dnn's SymKlCriterion, where each
+    direction detaches its target side: w g (p_a - p_b) for a and its negative for b.
+
+    Computed chunk by chunk over the rows that count (`rows`; None: all), and recomputed in backward rather than
+    saved: for a causal LM's vocabulary at every position, one vocabulary-wide temporary costs as much as a
+    softmax, and the rows that do not count (a prompt, padding) are not computed at all. Backward allocates
+    the one gradient it returns (and its negative when b needs one)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor | None):
+        total = torch.zeros((), dtype=torch.float32, device=a.device)
+        ctx.chunks = _chunks(rows, a.size(0), a.size(-1))
+        for chunk in ctx.chunks:
+            diff, delta = _diff(a[chunk], b[chunk])
+            total += torch.linalg.vecdot(diff, delta) @ weight[chunk]
+        ctx.save_for_backward(a, b, weight)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b, weight = ctx.saved_tensors
+        grad_a = torch.zeros_like(a)
+        for chunk in ctx.chunks:
+            diff, _ = _diff(a[chunk], b[chunk])
+            grad_a[chunk] = diff.mul_((grad * weight[chunk]).unsqueeze(-1))
+        need_a, need_b = ctx.needs_input_grad[:2]
+        return grad_a if need_a else None, -grad_a if need_b else None, None, None
+
+
+def symmetric_kl_mean(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean over rows (N x K logits) of the symmetric KL between `logits` and `target`, weighted by
+    `weight` (N, 1.0 where a row counts; None: all do) over the rows that count (0 when none does); each
+    direction detaches its target side (mt-dnn's SymKlCriterion). Fp32 arithmetic for any input dtype.
+
+    On the CPU only the rows that count are computed (finding them is free there); on an accelerator every row
+    is, with weight 0 where it does not count, so that no step waits on the device for an index."""
+    n = logits.size(0)
     if weight is None:
-        return values.mean()
-    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+        weight = torch.full((n,), 1.0 / max(n, 1), device=logits.device)
+        rows = None
+    else:
+        weight = weight.float()
+        weight = weight / weight.sum().clamp_min(1.0)
+        rows = weight.nonzero().squeeze(-1) if logits.device.type == "cpu" else None
+    return _SymmetricKLMean.apply(logits, target, weight, rows)
 
 
 def consistency(
@@ -193,7 +246,7 @@ def consistency(
         out, tgt = _logits(outputs).float(), _logits(target).float()
         return F.mse_loss(out, tgt.detach())
     terms = [
-        weighted_mean(symmetric_kl_rows(a.logits, b.logits), a.weight)
+        symmetric_kl_mean(a.logits, b.logits, a.weight)
         for a, b in zip(distributions(head, outputs, batch, specials), distributions(head, target, batch, specials))
     ]
     return sum(terms) / len(terms)
