@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advlm import build_method, list_methods
-from advlm import heads
+from advlm import build_method, heads, list_methods
 from advlm.heads import (
     CAUSAL_LM,
     consistency,
