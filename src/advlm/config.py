@@ -138,6 +138,12 @@ class TrainConfig:
     gradient_checkpointing: bool = setting(
         False, "recompute each layer's activations in the backward pass: less memory, more time; gradients unchanged"
     )
+    fsdp: str | None = setting(
+        None,
+        "shard the model with FSDP under torchrun or accelerate: the Trainer's options, e.g. 'full_shard auto_wrap'",
+    )
+    fsdp_config: str | None = setting(None, 'with --fsdp: the Trainer\'s FSDP config JSON (e.g. {"fsdp_version": 2})')
+    deepspeed: str | None = setting(None, "DeepSpeed config JSON (ZeRO-2/3; needs deepspeed and a GPU)")
     progress: bool = setting(True, "show progress bars")
     robustness: bool = setting(
         False, "after training, measure FreeLB's Table-5 loss increase on the dev set into metrics.json"

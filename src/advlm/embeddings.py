@@ -1,16 +1,29 @@
 """The only place that touches model internals: the word-embedding lookup, position ids, unwrapping.
 
-Every method perturbs the output of `get_input_embeddings()(input_ids)` and calls the model with
-`inputs_embeds=` (docs/methods.md, "Where the perturbation enters"); position/type embeddings, LayerNorm and
-dropout are then applied by the model itself, so a zero perturbation reproduces the `input_ids` path exactly.
-RoBERTa-family models number positions from the padding in `input_ids`, which `inputs_embeds` hides; we
-compute those ids ourselves. Every other key of the batch reaches the model as it is (no allow-list), and the
-ids may have any leading shape (B x T, or B x C x T for multiple choice).
+Every method perturbs the output of the word-embedding lookup (`get_input_embeddings()`), before position/type
+embeddings, LayerNorm and dropout, which the model applies itself, so a zero perturbation reproduces the
+`input_ids` path exactly. The perturbation gets there by one of two routes (docs/methods.md, "Where the
+perturbation enters"):
+
+- `inputs_embeds` (the default): the lookup is made here, outside the model's forward, perturbed, and passed as
+  `inputs_embeds=`. The step's passes can then share one lookup, so the table's gradient is computed once per
+  step (`advlm.fast_paths.StepLookup`). RoBERTa-family models number positions from the padding in
+  `input_ids`, which `inputs_embeds` hides; we compute those ids ourselves.
+- `hook`: the model is called with `input_ids` and a forward hook on the word-embedding module adds the
+  perturbation to its output (the way transformers' NEFTune adds its noise). Taken when the table is sharded
+  outside the forward (FSDP's `fully_shard`, FSDP1, DeepSpeed ZeRO-3), where a lookup made here fails or
+  reads an empty shard, and under `perturb_by_hook()` / `ADVLM_PERTURB_BY_HOOK=1`. Each pass then makes its
+  own lookup (the table's gradient at every backward).
+
+Every other key of the batch reaches the model as it is (no allow-list), and the ids may have any leading shape
+(B x T, or B x C x T for multiple choice).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import weakref
 from collections.abc import Mapping
 
@@ -51,6 +64,68 @@ def embed(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """The word-embedding lookup (... x T x H), with its gradient to the table (see `advlm.fast_paths.StepLookup` for methods
     that back-propagate several passes per step)."""
     return word_embeddings(model)(input_ids)
+
+
+def lookup_shaped(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor with the lookup's shape (... x T x H), dtype and device, to size a perturbation
+    without making a lookup (which a sharded table cannot do outside the forward)."""
+    table = word_embeddings(model)
+    return torch.empty((*input_ids.shape, table.embedding_dim), dtype=table.weight.dtype, device=input_ids.device)
+
+
+_by_hook = os.environ.get("ADVLM_PERTURB_BY_HOOK", "0") == "1"
+
+
+@contextlib.contextmanager
+def perturb_by_hook(on: bool = True):
+    """Within the block, every method takes the hook route, sharded or not (for tests and comparisons)."""
+    global _by_hook
+    outer, _by_hook = _by_hook, on
+    try:
+        yield
+    finally:
+        _by_hook = outer
+
+
+def _is_fsdp1(model: nn.Module) -> bool:
+    while isinstance(model, nn.Module):
+        if type(model).__name__ == "FullyShardedDataParallel":
+            return True
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+    return False
+
+
+def table_is_sharded(model: nn.Module) -> bool:
+    """Whether the word-embedding table lives in shards outside the model's forward: a DTensor (FSDP's
+    `fully_shard`), a DeepSpeed ZeRO-3 parameter, or a module under FSDP1."""
+    weight = word_embeddings(model).weight
+    if hasattr(weight, "ds_id"):  # DeepSpeed ZeRO-3 partitions every parameter
+        return True
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch without distributed
+        DTensor = ()  # noqa: N806
+    return isinstance(weight, DTensor) or _is_fsdp1(model)
+
+
+def hook_route(model: nn.Module) -> bool:
+    """Whether the perturbation enters through a forward hook (module docstring) rather than `inputs_embeds`."""
+    return _by_hook or table_is_sharded(model)
+
+
+@contextlib.contextmanager
+def added_to_lookup(model: nn.Module, delta: torch.Tensor):
+    """Within the block, `delta` is added to the word-embedding module's output (its shape: the ids' leading
+    shape x H; a model that flattens choices, B x C x T to B*C x T, gets it flattened alike)."""
+
+    def add(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        return output + delta.reshape(output.shape).to(output.dtype)
+
+    handle = word_embeddings(model).register_forward_hook(add)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def token_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -109,7 +184,15 @@ def forward_embeds(
     compute_loss: PassFn = model_pass,
 ):
     """One pass at the word embeddings (`words`, else looked up now) plus `delta` (zero where None), through
-    the pass function; returns its `(loss, outputs)`."""
+    the pass function; returns its `(loss, outputs)`. On the hook route (`hook_route`) the model makes the lookup
+    itself and `words` must be None."""
+    if hook_route(model):
+        if words is not None:
+            raise ValueError("forward_embeds: on the hook route the model makes the lookup; pass words=None")
+        if delta is None:
+            return compute_loss(model, dict(batch))
+        with added_to_lookup(model, delta):
+            return compute_loss(model, dict(batch))
     embeds = embed(model, batch["input_ids"]) if words is None else words
     if delta is not None:
         embeds = embeds + delta.to(embeds.dtype)

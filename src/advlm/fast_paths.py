@@ -17,7 +17,7 @@ import os
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, unwrap
+from advlm.embeddings import embed, hook_route, lookup_shaped, unwrap
 
 _enabled = os.environ.get("ADVLM_FAST_PATHS", "1") != "0"
 
@@ -93,17 +93,25 @@ class StepLookup:
     the next pass's forward. Here the passes before the last feed a detached copy of the lookup, whose gradient
     (batch x tokens x hidden) sums there; the last pass feeds the lookup itself, with that sum added to its
     gradient, so the table's gradient is computed once, at the step's last backward. The lookup's backward is
-    linear, so the table gets the same sum; under DDP it is ready in the last (synchronized) backward."""
+    linear, so the table gets the same sum; under DDP it is ready in the last (synchronized) backward.
+
+    On the hook route (`advlm.embeddings.hook_route`: a sharded table) nothing is shared: every pass gets None
+    and the model makes its own lookup."""
 
     def __init__(self, model: nn.Module, input_ids: torch.Tensor) -> None:
-        self.model, self.input_ids, self.shared = model, input_ids, enabled()
-        self.words = embed(model, input_ids)
-        self._early = self.words.detach().requires_grad_(self.words.requires_grad)
+        self.model, self.input_ids = model, input_ids
+        self.hooked = hook_route(model)
+        self.shared = enabled() and not self.hooked
+        self.words = None if self.hooked else embed(model, input_ids)
+        self.like = lookup_shaped(model, input_ids) if self.hooked else self.words
+        self._early = None if self.hooked else self.words.detach().requires_grad_(self.words.requires_grad)
         self._carrying = False
 
-    def for_pass(self, last: bool) -> torch.Tensor:
+    def for_pass(self, last: bool) -> torch.Tensor | None:
         """The lookup to perturb in a pass; `last` for the pass whose backward ends the step. With the fast paths
-        off, a fresh lookup every pass (each backward then reaches the table itself)."""
+        off, a fresh lookup every pass (each backward then reaches the table itself); on the hook route, None."""
+        if self.hooked:
+            return None
         if not self.shared:
             return self.words if last else embed(self.model, self.input_ids)
         if not last:

@@ -85,12 +85,7 @@ def training_arguments(
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="linear",
-        optim="adamw_torch_fused",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        # non-reentrant: the methods take gradients with torch.autograd.grad, which reentrant checkpoints refuse
-        gradient_checkpointing_kwargs={
-            "use_reentrant": False
-        },  # one kernel per step on a GPU, no per-parameter host syncs (CPU too)
+        optim="adamw_torch_fused",  # one kernel per step on a GPU, no per-parameter host syncs (CPU too)
         seed=cfg.seed,
         bf16=bf16,
         fp16=cuda and not bf16,
@@ -114,8 +109,26 @@ def training_arguments(
         # its isnan/isinf test of every step's loss is a host sync per step; the methods guard non-finite losses
         logging_nan_inf_filter=False,
     )
+    # non-reentrant: the methods take gradients with torch.autograd.grad, which reentrant checkpoints refuse;
+    # transformers >= 5.24 names it activation checkpointing (the old name warns)
+    name = (
+        "activation_checkpointing"
+        if _has_field(TrainingArguments, "activation_checkpointing")
+        else "gradient_checkpointing"
+    )
+    args.update({name: cfg.gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False}})
+    if cfg.fsdp:
+        args.update(fsdp=cfg.fsdp, fsdp_config=cfg.fsdp_config)
+    if cfg.deepspeed:
+        args.update(deepspeed=cfg.deepspeed)
     args.update(overrides)
     return TrainingArguments(**args)
+
+
+def _has_field(cls: type, name: str) -> bool:
+    import dataclasses
+
+    return any(f.name == name for f in dataclasses.fields(cls))
 
 
 def resolve_task(cfg: TrainConfig) -> TaskKind:

@@ -48,7 +48,7 @@ class FGM(AdversarialMethod):
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
     ) -> StepOutput:
         mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
-        zero = torch.zeros_like(lookup.words, dtype=torch.float32).requires_grad_()
+        zero = torch.zeros_like(lookup.like, dtype=torch.float32).requires_grad_()
         with sync_unless_last(model, last=False):
             clean_loss, _ = forward_embeds(model, batch, zero, lookup.for_pass(last=False), compute_loss)
             backward(clean_loss)

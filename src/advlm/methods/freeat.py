@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, token_mask
+from advlm.embeddings import forward_embeds, lookup_shaped, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared
 from advlm.methods.registry import register
 from advlm.passes import PassFn
@@ -99,7 +99,7 @@ class FreeAT(AdversarialMethod):
     ) -> StepOutput:
         mask = token_mask(batch)
         if self._replay == 0 or self._delta is None or self._delta.shape[:-1] != mask.shape:
-            self._delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
+            self._delta = init_delta(lookup_shaped(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps)
         delta = self._delta.requires_grad_()
         adv_loss, _ = forward_embeds(model, batch, delta, compute_loss=compute_loss)
         loss, finite = guarded(adv_loss, model, self)

@@ -61,7 +61,7 @@ class FreeLB(AdversarialMethod):
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
     ) -> StepOutput:
         mask, lookup = token_mask(batch), StepLookup(model, batch["input_ids"])
-        delta = init_delta(lookup.words, mask, self.init_mag, self.norm, self.eps)
+        delta = init_delta(lookup.like, mask, self.init_mag, self.norm, self.eps)
 
         def ascent(delta: torch.Tensor) -> torch.Tensor:
             return ascend(delta, delta.grad, mask, self.step_size, self.eps, self.norm)

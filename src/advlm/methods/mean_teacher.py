@@ -8,8 +8,10 @@ student's: they never differ from a copy's, so a copy of them would only cost me
 the teacher holds as much as a copy of the parameters; with LoRA, only the adapters and the head.
 
 The averaged tensors are clones (never aliases of the live weights: an aliased teacher makes the Bregman
-term identically zero, a known community bug). Swapping `.data` is for one process or DDP; sharded
-parameters (FSDP, ZeRO-3) are not supported by it.
+term identically zero, a known community bug). Under FSDP's `fully_shard` a parameter is a DTensor and the
+teacher averages this process's shard of it; as FSDP gathers the full weights from its own shard storage, the
+swap there copies the values in and out (one shard-sized temporary at a time) instead of swapping `.data`.
+DeepSpeed ZeRO-3's partitioned parameters are refused by name.
 """
 
 from __future__ import annotations
@@ -21,6 +23,34 @@ import torch
 from torch import nn
 
 from advlm.embeddings import unwrap
+from advlm.errors import AdvlmError
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    """What this process holds of parameter `p`: its shard under FSDP's `fully_shard` (a view of the storage
+    FSDP gathers from), else `p` itself."""
+    return p.to_local() if hasattr(p, "to_local") and hasattr(p, "placements") else p
+
+
+def _reshard(model: nn.Module) -> None:
+    """Under FSDP's `fully_shard`, free every gathered weight, so that the registered parameters are the shards
+    and the next forward or backward gathers from them (the root module keeps its weights gathered after its
+    forward, and those are what its backward uses)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:
+        return
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
+def _check_not_partitioned(p: torch.Tensor, name: str) -> None:
+    if hasattr(p, "ds_id"):
+        raise AdvlmError(
+            f"smart: {name} is a DeepSpeed ZeRO-3 partitioned parameter, which its mean teacher cannot average; "
+            "use ZeRO-2 or FSDP, or turn the teacher off with --bregman false"
+        )
 
 
 class MeanTeacher:
@@ -28,7 +58,12 @@ class MeanTeacher:
 
     def __init__(self, model: nn.Module):
         student = unwrap(model)
-        self.weights = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+        _reshard(student)  # the shards, not gathered weights, are what it averages
+        trainable = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+        for name, p in trainable:
+            _check_not_partitioned(p, name)
+        self.sharded = any(_local(p) is not p for _, p in trainable)
+        self.weights = {n: _local(p).detach().clone() for n, p in trainable}
         self._lists: tuple | None = None
 
     def nbytes(self) -> int:
@@ -40,26 +75,35 @@ class MeanTeacher:
         student = unwrap(model)
         if self._lists is None or self._lists[0] is not student:
             params = dict(student.named_parameters())
-            self._lists = (student, list(self.weights.values()), [params[n].detach() for n in self.weights])
+            self._lists = (student, list(self.weights.values()), [_local(params[n]).detach() for n in self.weights])
         torch._foreach_lerp_(self._lists[1], self._lists[2], 1 - decay)
 
     @contextlib.contextmanager
     def in_place_of(self, model: nn.Module) -> Iterator[nn.Module]:
         """The student module with the teacher's weights, in eval mode, without gradients; restored after."""
         student = unwrap(model)
+        _reshard(student)
         params = dict(student.named_parameters())
-        pairs = [(params[n], t) for n, t in self.weights.items()]
+        pairs = [(_local(params[n]), t) for n, t in self.weights.items()]
         was_training = student.training
         with torch.no_grad():
-            for p, t in pairs:
-                p.data, t.data = t.data, p.data
+            self._swap(pairs)
             student.eval()
             try:
                 yield student
             finally:
                 student.train(was_training)
-                for p, t in pairs:
-                    p.data, t.data = t.data, p.data
+                _reshard(student)  # the gathered weights are the teacher's now: the backward must gather anew
+                self._swap(pairs)
+
+    def _swap(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for p, t in pairs:
+            if self.sharded:  # in place: FSDP gathers from the shard's storage, not from `.data`
+                held = p.clone()
+                p.copy_(t)
+                t.copy_(held)
+            else:
+                p.data, t.data = t.data, p.data
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.weights)

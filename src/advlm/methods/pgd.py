@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, token_mask
+from advlm.embeddings import forward_embeds, lookup_shaped, token_mask
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, shared
 from advlm.methods.registry import register
 from advlm.passes import PassFn
@@ -45,7 +45,9 @@ class PGD(AdversarialMethod):
         self, model: nn.Module, batch: Mapping[str, torch.Tensor], backward: Backward, compute_loss: PassFn
     ) -> StepOutput:
         mask = token_mask(batch)
-        delta = init_delta(embed(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps).requires_grad_()
+        delta = init_delta(
+            lookup_shaped(model, batch["input_ids"]), mask, self.init_mag, self.norm, self.eps
+        ).requires_grad_()
         guard = model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad()
         first = None
         with guard:

@@ -15,6 +15,11 @@ K passes, as in FreeLB). The reference's table update fails on current torch; ou
 shape: B x T, or B x C x T for multiple choice); it is made at the first step, and its size is logged then:
 vocabulary x hidden x 4 bytes (docs/methods.md gives sizes), which `table_dtype=bfloat16` halves. The table
 travels with checkpoints through `state_dict` (AdversarialTrainer saves it beside the weights).
+
+Under data parallelism (DDP, FSDP, ZeRO) every process holds the whole table and writes back the final
+perturbations of every process's batch (an all-gather of the batch's ids and perturbations, not of the table),
+so the tables stay identical and equal to one process's on the global batch; the reference code, single-GPU,
+has no such case.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ class TextAT(AdversarialMethod):
         ids, mask = batch["input_ids"], token_mask(batch)
         table, rows = self._ensure_table(model), self._table_mask(model, batch)
         lookup = StepLookup(model, ids)
-        start = init_delta(lookup.words, mask, self.init_mag, self.norm)
+        start = init_delta(lookup.like, mask, self.init_mag, self.norm)
         start = start + table[ids].float() * rows.unsqueeze(-1)
         delta = project(start, mask, self.eps, self.norm)
 
@@ -119,6 +124,11 @@ class TextAT(AdversarialMethod):
 
     @torch.no_grad()
     def _write_back(self, ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor) -> None:
+        ids, rows, delta = gathered_from_all_processes(ids, rows, delta)
+        self._scatter(ids, rows, delta)
+
+    @torch.no_grad()
+    def _scatter(self, ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor) -> None:
         """Z[token] <- mean of the batch's final perturbations of that token, with no host sync (no boolean
         indexing, no unique: one scatter). Positions without a table row (padding, special tokens) write
         their token's current row back, which leaves those rows as they were; a token that occurs both with
@@ -135,3 +145,40 @@ class TextAT(AdversarialMethod):
         if state:
             device = self.table.device if self.table is not None else "cpu"
             self.table = state["table"].to(device)
+
+
+def gathered_from_all_processes(
+    ids: torch.Tensor, rows: torch.Tensor, delta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every process's ids (... x T), table mask and perturbations (... x T x H), flattened to N x T and padded
+    to the largest N and T; as they are on one process. A padded position repeats the token of the process's
+    first position without a row (padding or a special token), which writes that token's row back unchanged;
+    a batch in which every position has a row pads with its first token, averaging its old row in (no host
+    sync is spent to tell the cases apart)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return ids, rows, delta
+    ids, rows = ids.reshape(-1, ids.size(-1)), rows.reshape(-1, rows.size(-1))
+    delta = delta.reshape(*ids.shape, delta.size(-1)).float()
+    sizes = [torch.zeros(2, dtype=torch.long, device=ids.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor(ids.shape, device=ids.device))
+    n, t = (max(int(size[i]) for size in sizes) for i in (0, 1))
+    filler = ids.flatten()[(~rows).flatten().int().argmax()]
+    local = (
+        _padded(ids, filler.expand(n, t)),
+        _padded(rows, torch.zeros(n, t, dtype=torch.bool, device=ids.device)),
+        _padded(delta, delta.new_zeros(n, t, delta.size(-1))),
+    )
+    gathered = []
+    for part in local:
+        everyone = [torch.empty_like(part) for _ in sizes]
+        dist.all_gather(everyone, part)
+        gathered.append(torch.cat(everyone))
+    return gathered[0], gathered[1], gathered[2]
+
+
+def _padded(local: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+    canvas = canvas.clone()
+    canvas[: local.size(0), : local.size(1)] = local
+    return canvas
