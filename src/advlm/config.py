@@ -138,6 +138,9 @@ class TrainConfig:
     gradient_checkpointing: bool = setting(
         False, "recompute each layer's activations in the backward pass: less memory, more time; gradients unchanged"
     )
+    compile: bool = setting(
+        False, "torch.compile the model (the Trainer's torch_compile, inductor): slow first steps, then faster ones"
+    )
     fsdp: str | None = setting(
         None,
         "shard the model with FSDP under torchrun or accelerate: the Trainer's options, e.g. 'full_shard auto_wrap'",

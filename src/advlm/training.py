@@ -117,12 +117,36 @@ def training_arguments(
         else "gradient_checkpointing"
     )
     args.update({name: cfg.gradient_checkpointing, f"{name}_kwargs": {"use_reentrant": False}})
+    if cfg.compile:
+        args.update(torch_compile=True)
+    check_sharding_engine(cfg, cuda)
     if cfg.fsdp:
         args.update(fsdp=cfg.fsdp, fsdp_config=cfg.fsdp_config)
     if cfg.deepspeed:
         args.update(deepspeed=cfg.deepspeed)
     args.update(overrides)
     return TrainingArguments(**args)
+
+
+def check_sharding_engine(cfg: TrainConfig, cuda: bool) -> None:
+    """Refuse a sharding request the run could not honour: accelerate shards with FSDP only on accelerators (on
+    CPU processes the Trainer would silently fall back to plain DDP), and DeepSpeed needs its package and a GPU."""
+    if cfg.fsdp and not cuda:
+        raise AdvlmError(
+            "--fsdp needs GPUs: accelerate shards only on accelerators, and on CPU processes the Trainer would "
+            "silently run plain DDP instead; drop --fsdp here (DDP is what torchrun gives), or shard with torch's "
+            "fully_shard in your own loop (docs/methods.md, 'Sharded training')"
+        )
+    if cfg.deepspeed:
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None or not cuda:
+            raise AdvlmError(
+                "--deepspeed needs the deepspeed package (pip install deepspeed) and a GPU; "
+                f"{'deepspeed is not installed' if cuda else 'no GPU is visible'}"
+            )
+        if not Path(cfg.deepspeed).is_file():
+            raise AdvlmError(f"--deepspeed: no config file {cfg.deepspeed}; pass a DeepSpeed JSON config")
 
 
 def _has_field(cls: type, name: str) -> bool:
