@@ -128,6 +128,14 @@ CASES = {
     "train unknown task": (lambda w, o: train(w, o, "--task", "glue10"), "unknown task"),
     "train unknown method": (lambda w, o: train(w, o, "--method", "magic"), "unknown method 'magic'"),
     "train unknown norm": (lambda w, o: train(w, o, "--method", "pgd", "--norm", "l3"), "unknown norm"),
+    "train fsdp on cpu": (lambda w, o: train(w, o, "--fsdp", "full_shard auto_wrap"), "--fsdp needs GPUs"),
+    "train deepspeed on cpu": (lambda w, o: train(w, o, "--deepspeed", "ds.json"), "--deepspeed needs"),
+    "train awp negative eps": (lambda w, o: train(w, o, "--method", "awp", "--adv-eps", "-1"), "adv_eps must be >= 0"),
+    "train neftune length": (
+        lambda w, o: train(w, o, "--method", "neftune", "--length", "tokens"),
+        "unknown length 'tokens'",
+    ),  # fmt: skip
+    "train r3f noise": (lambda w, o: train(w, o, "--method", "r3f", "--noise-type", "cauchy"), "unknown noise_type"),
     "train latin-1 data": (lambda w, o: train(w, o, "--data-dir", str(w.latin)), "not UTF-8"),
     "train latin-1 own file": (
         lambda w, o: train(

@@ -69,7 +69,11 @@ def test_tiny_grid_resumes_and_renders(tmp_path, glue_dir, tiny_model_dir):
     freelb = dict(zip(head, rows[1]))
     assert freelb["ideal"] == "2" and re.fullmatch(r"\d+\.\d\d", freelb["overhead"])  # 3 turns: too few for an interval
     assert all(int(r[head.index("peak MiB")]) > 0 for r in rows)  # each measured alone, in a child process
-    assert [p.name for p in plots(load_runs(results), cost, results)] == ["quality-tiny.png", "cost.png"]
+    assert [p.name for p in plots(load_runs(results), cost, results)] == [
+        "quality-tiny.png",
+        "value-tiny.png",
+        "cost.png",
+    ]
     text = write_docs(tmp_path / "results", tmp_path / "docs" / "benchmarks.md").read_text()
     assert "## cpu-test" in text and text.count("### Cost per optimizer step") == 1 and "quality-tiny" in text
     assert "(cost.json, code" in text and "- cost (cost.json): each method's step time over vanilla's" in text
@@ -272,3 +276,27 @@ def test_outdated_defaults_note_names_changed_defaults_but_not_a_grids_own_setti
     assert outdated_defaults_note([run]) is None  # the grid's own setting is not a default
     old = {**run, "method_args": {**now, "mu": 0.5, "eps": now["eps"] * 10}}
     assert outdated_defaults_note([run, old]).endswith(f"smart: eps {now['eps'] * 10} (now {now['eps']})")
+
+
+def test_quality_per_cost_pairs_each_seed_with_vanilla_and_reads_the_cost_turn_by_turn(tmp_path):
+    from advlm.bench.value import value_plot, value_rows, value_table
+
+    def run(method, seed, acc):
+        return {"task": "rte", "method": method, "seed": seed, "eval": {"accuracy": acc}, "steps": 10}
+
+    runs = [run("vanilla", 1, 0.50), run("vanilla", 2, 0.60), run("r3f", 1, 0.53), run("r3f", 2, 0.61)]
+    runs += [run("awp", 1, 0.40), run("awp", 2, 0.50)]
+    turns = {"method:vanilla": [1.0, 2.0], "method:r3f": [2.0, 5.0], "method:awp": [3.0, 4.0]}
+    cost = {
+        "results": [{"kind": k, "median_s": min(v)} for k, v in turns.items()]
+        + [{"kind": "method:smart,bregman=false", "median_s": 9.0}],  # settings overridden: not the method's cost
+        "interleaved": {"times_s": turns},
+    }
+    rows = {r["method"]: r for r in value_rows(runs, cost)}
+    assert set(rows) == {"vanilla", "r3f", "awp"}
+    assert rows["r3f"]["gain"] == pytest.approx(2.0) and rows["r3f"]["cost"] == pytest.approx(2.25)  # +3, +1; 2.0, 2.5
+    assert rows["awp"]["gain"] == pytest.approx(-10.0) and rows["awp"]["gain_interval"] == pytest.approx([-10, -10])
+    assert rows["vanilla"]["gain"] == 0 and rows["vanilla"]["cost"] == 1
+    head, body = value_table(list(rows.values()))
+    assert body[1][:4] == ["rte", "r3f", "+2.00 [-10.71, +14.71]", "2.25"]
+    assert value_plot(list(rows.values()), tmp_path / "value.png", "quick").stat().st_size > 1000

@@ -17,7 +17,9 @@ from advlm.tasks import get_task
 from tests import tiny
 from tests.test_cli import _train
 
-ADVERSARIAL = [m for m in list_methods() if m != "vanilla"]
+# NEFTune's one pass is its training loss, as vanilla's: a non-finite one is the run's divergence (RunFailed),
+# not a pass to skip
+ADVERSARIAL = [m for m in list_methods() if m not in ("vanilla", "neftune")]
 
 
 def count_passes(method, model, batch) -> int:

@@ -60,7 +60,7 @@ def test_the_switch_turns_each_fast_path_off():
     assert lookup.for_pass(last=False) is lookup.for_pass(last=False)  # one lookup, detached, for early passes
 
 
-@pytest.mark.parametrize("name", [m for m in list_methods() if m != "vanilla"])
+@pytest.mark.parametrize("name", [m for m in list_methods() if m not in ("vanilla", "neftune")])
 def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
     """On a GPU a host sync stalls the launch queue. A step makes vanilla's one (transformers' "any padding?"
     check, shared by all the step's passes) plus the guard's checks, and nan_guard=False drops those."""
@@ -82,6 +82,19 @@ def test_the_nan_guard_is_the_only_host_sync_a_method_adds(name):
         added[guard] = syncs(lambda m=method, x=model: m.step(x, tiny.batch(x))) - vanilla
     assert vanilla == 1
     assert added == {True: {"freelb": 2, "textat": 2}.get(name, 1), False: 0}
+
+
+def test_neftune_adds_no_host_sync():
+    """NEFTune has no guard (its one pass is the training loss, as vanilla's) and no sync of its own."""
+    from lab.counters import OpCounter
+
+    model, method = tiny.model(), build_method("neftune")
+    method.step(model, tiny.batch(model))  # its magnitude is read once per batch length
+    with OpCounter() as plain:
+        model(**tiny.batch(model))
+    with OpCounter() as noised:
+        method.step(model, tiny.batch(model))
+    assert noised.syncs == plain.syncs == 1
 
 
 @pytest.mark.parametrize("arch", tiny.ARCHS)

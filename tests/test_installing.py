@@ -41,6 +41,7 @@ def test_the_wheel_holds_the_package_and_none_of_the_lab(tmp_path):
         "paired.py",
         "report.py",
         "tables.py",
+        "value.py",
     ]
     text = "".join(zipfile.ZipFile(wheel).read(n).decode() for n in modules)
     for lab_only in (

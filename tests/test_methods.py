@@ -22,12 +22,15 @@ ZERO_BUDGET = {
     "freelb": dict(init_mag=0.0, step_size=0.0, steps=3),
     "smart": dict(weight=0.0, mu=0.0),
     "textat": dict(init_mag=0.0, step_size=0.0, steps=3),
+    "neftune": dict(alpha=0.0),
+    "r3f": dict(eps=0.0),
+    "awp": dict(weight=0.0),
 }
 
 
 def test_every_method_is_registered():
     assert list_methods()[0] == "vanilla"
-    assert set(ADVERSARIAL) == {"fgm", "pgd", "freeat", "freelb", "smart", "textat"}
+    assert set(ADVERSARIAL) == {"fgm", "pgd", "freeat", "freelb", "smart", "textat", "neftune", "r3f", "awp"}
 
 
 @pytest.mark.parametrize("name", ADVERSARIAL)
@@ -269,6 +272,9 @@ def test_model_without_inputs_embeds_is_refused_before_training():
             return self.emb(input_ids).sum()
 
     for name in ADVERSARIAL:
+        if not build_method(name).uses_embeddings:
+            continue
         with pytest.raises(AdvlmError, match="does not accept inputs_embeds"):
             build_method(name).prepare(NoEmbeds())
-    build_method("vanilla").prepare(NoEmbeds())  # vanilla feeds input_ids: fine
+    for name in ("vanilla", "awp"):  # they feed input_ids (AWP perturbs weights): fine
+        build_method(name).prepare(NoEmbeds())

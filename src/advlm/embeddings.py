@@ -176,6 +176,19 @@ def model_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor], embeds: to
     return inputs
 
 
+def id_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict:
+    """The model's keyword arguments for a pass on the ids themselves (a method that perturbs weights, not
+    embeddings): the batch, its attention mask prepared once per step like `model_inputs`' (a new dict)."""
+    inputs = dict(batch)
+    if "attention_mask" in inputs:
+        from advlm.fast_paths import attention_mask_for_passes
+
+        dtype = next(unwrap(model).parameters()).dtype  # what the mask is made for: the embeddings' dtype
+        like = torch.empty((*batch["input_ids"].shape, 1), dtype=dtype, device=batch["input_ids"].device)
+        inputs["attention_mask"] = attention_mask_for_passes(model, inputs["attention_mask"], like)
+    return inputs
+
+
 def forward_embeds(
     model: nn.Module,
     batch: Mapping[str, torch.Tensor],

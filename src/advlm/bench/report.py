@@ -36,6 +36,7 @@ from advlm.bench.tables import (
     score,
     step_notes,
 )
+from advlm.bench.value import value_plot, value_rows, value_table
 
 
 @dataclass
@@ -76,6 +77,9 @@ def plots(runs: list[dict], cost: dict | None, out: Path) -> list[Path]:
         made.append(out / f"quality-{grid}.png")
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
+        rows = value_rows(grid_runs, cost) if cost else []
+        if any(r["method"] != "vanilla" for r in rows):
+            made.append(value_plot(rows, out / f"value-{grid}.png", grid))
     if cost:
         rows = [r for r in cost["results"] if "median_s" in r]
         fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -134,6 +138,27 @@ def quality_section(runs: list[dict], page: Page) -> list[str]:
     return lines + [""]
 
 
+def value_section(runs: list[dict], cost_file: Path) -> list[str]:
+    """Per grid, each method's paired gain over vanilla against its measured cost (`advlm.bench.value`)."""
+    cost, lines = json.loads(cost_file.read_text()), []
+    for grid, grid_runs in by_grid(runs).items():
+        rows = value_rows(grid_runs, cost)
+        if any(r["method"] != "vanilla" for r in rows):
+            lines += [f"Grid {grid}:", "", markdown(*value_table(rows)), ""]
+    if not lines:
+        return []
+    code = str(cost["environment"].get("git_commit") or "?")[:7]
+    return [
+        "### Quality per cost",
+        "",
+        f"What each method buys over vanilla for what it costs: the paired gain in the primary dev metric (x 100, "
+        f"median over the seeds, with the t interval of the mean) against the step time over vanilla's "
+        f"({cost_file.name}, code {code}: median of the per-turn ratios, 95% interval). Plots: value-<grid>.png.",
+        "",
+        *lines,
+    ]
+
+
 def plot_folder(hw: Path) -> list[Path]:
     """The plots of one hardware folder: its runs, and the first cost file (`advlm bench`'s own, else the lab's)."""
     costs = cost_files(hw)
@@ -160,6 +185,8 @@ def hardware_section(hw: Path, docs: Path, page: Page) -> list[str]:
     if pngs:
         lines.append("- Plots: " + ", ".join(f"[{p.stem}]({link(p)})" for p in pngs))
     lines += [""] + (quality_section(runs, page) if runs else [])
+    if runs and costs:
+        lines += value_section(runs, costs[0][0])
     for file, cost in costs:
         s, turns = cost["settings"], (cost.get("interleaved") or {}).get("turns")
         code = str(cost["environment"].get("git_commit") or "?")[:7]

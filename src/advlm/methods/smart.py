@@ -33,7 +33,10 @@ Departures and choices:
   schedule; otherwise it switches at step 1000.
 - The ascent passes run under DDP's `no_sync`. Every pass, the teacher's included, goes through the pass
   function, so a Trainer's `compute_loss` override sees them all.
-- All passes perturb one word-embedding lookup (the clean pass's), so the table's gradient is computed once.
+- All passes perturb one word-embedding lookup (the clean pass's), so the table's gradient is computed once
+  (on the `inputs_embeds` route; on the hook route, for a sharded table, each pass makes its own).
+- Its divergences are computed in chunks of rows and recomputed in backward (`heads.symmetric_kl_mean`), which
+  for a causal LM's vocabulary-wide distributions saves more time than it costs.
 """
 
 from __future__ import annotations
