@@ -96,7 +96,7 @@ def value_plot(rows: list[dict], out: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for r in (r for r in rows if r["task"] == task):
             xerr = (
@@ -109,9 +109,9 @@ def value_plot(rows: list[dict], out: Path, title: str) -> Path:
                 if r["gain_interval"]
                 else None
             )
-            ax.errorbar(r["cost"], r["gain"], xerr=xerr, yerr=yerr, fmt="o", capsize=3)
-            ax.annotate(r["method"], (r["cost"], r["gain"]), textcoords="offset points", xytext=(5, 5))
+            ax.errorbar(r["cost"], r["gain"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=r["method"])
         ax.axhline(0, color="grey", linewidth=0.8)
+        ax.legend(fontsize=8, loc="best")
         ax.set_xlabel("cost: step time over vanilla's")
         ax.set_ylabel("gain over vanilla (metric x 100)")
         ax.set_title(f"{title}: {task}")
