@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from advlm import build_method
+from tests import tiny  # the test puts the repository on the path
 
-STEPS, BATCH, LENGTH, VOCAB = 3, 8, 12, 97
+STEPS, BATCH, LENGTH, VOCAB = 3, 8, 12, tiny.VOCAB
 
 
 def batch() -> dict[str, torch.Tensor]:
@@ -35,18 +36,7 @@ def batch() -> dict[str, torch.Tensor]:
 
 def model() -> BertForSequenceClassification:
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=0,
-    )
-    return BertForSequenceClassification(config)
+    return BertForSequenceClassification(tiny.config("bert"))  # dropout off
 
 
 def main() -> None:

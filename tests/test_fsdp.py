@@ -28,7 +28,8 @@ CASES = {
 
 
 def _run(args: list[str], tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": root}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -46,7 +47,7 @@ def test_two_sharded_processes_match_one_process(tmp_path, case):
     assert second["losses"] == pytest.approx(first["losses"], rel=rel, abs=1e-6)
     start, end = (torch.load(d / "weights.pt") for d in (one, two))
     for key, value in start.items():
-        torch.testing.assert_close(end[key], value, atol=1e-5 * rel / 1e-5, rtol=1e-4, msg=key)
+        torch.testing.assert_close(end[key], value, atol=rel, rtol=1e-4, msg=key)
     if method == "textat":  # each process wrote back every process's tokens
         table = torch.load(two / "table.pt")
         assert table.abs().sum() > 0

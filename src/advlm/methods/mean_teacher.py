@@ -82,7 +82,8 @@ class MeanTeacher:
     def in_place_of(self, model: nn.Module) -> Iterator[nn.Module]:
         """The student module with the teacher's weights, in eval mode, without gradients; restored after."""
         student = unwrap(model)
-        _reshard(student)
+        if self.sharded:
+            _reshard(student)
         params = dict(student.named_parameters())
         pairs = [(_local(params[n]), t) for n, t in self.weights.items()]
         was_training = student.training
@@ -93,7 +94,8 @@ class MeanTeacher:
                 yield student
             finally:
                 student.train(was_training)
-                _reshard(student)  # the gathered weights are the teacher's now: the backward must gather anew
+                if self.sharded:  # the gathered weights are the teacher's now: the backward must gather anew
+                    _reshard(student)
                 self._swap(pairs)
 
     def _swap(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:

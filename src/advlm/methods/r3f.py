@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, hook_route, lookup_shaped, token_mask
+from advlm.embeddings import forward_embeds, token_mask
+from advlm.fast_paths import StepLookup
 from advlm.heads import QUESTION_ANSWERING, consistency, head_of, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, hparam, shared
 from advlm.methods.registry import register
@@ -64,9 +65,10 @@ class R3F(AdversarialMethod):
     ) -> StepOutput:
         head = head_of(model)
         specials = special_ids(model, self.special_token_ids) if head == QUESTION_ANSWERING else ()
-        embeds = None if hook_route(model) else embed(model, batch["input_ids"])  # shared by both passes
+        lookup = StepLookup(model, batch["input_ids"])
+        embeds = lookup.words  # shared by both passes (None on the hook route)
         task_loss, clean = forward_embeds(model, batch, None, embeds, compute_loss)
-        z = self.noise(lookup_shaped(model, batch["input_ids"]) if embeds is None else embeds, token_mask(batch))
+        z = self.noise(lookup.like, token_mask(batch))
         _, noisy = forward_embeds(model, batch, z, embeds, compute_loss)
         reg = consistency(head, noisy, clean, batch, specials)
         guarded_reg, finite = guarded(self.weight * reg, model, self)

@@ -48,7 +48,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, forward_embeds, hook_route, lookup_shaped, token_mask
+from advlm.embeddings import forward_embeds, token_mask
+from advlm.fast_paths import StepLookup
 from advlm.heads import QUESTION_ANSWERING, consistency, detached, head_of, special_ids
 from advlm.methods.base import AdversarialMethod, Backward, StepOutput, guarded, hparam, shared
 from advlm.methods.mean_teacher import MeanTeacher
@@ -118,7 +119,7 @@ class SMART(AdversarialMethod):
             self.init_teacher(model)
         with self.teacher.in_place_of(model) as teacher:
             # through the embeddings path (the same function, tested) so that it shares the step's attention mask
-            words = None if hook_route(teacher) else embed(teacher, batch["input_ids"])
+            words = StepLookup(teacher, batch["input_ids"]).words  # None on the hook route
             return detached(forward_embeds(teacher, batch, None, words, compute_loss)[1])
 
     def _update_teacher(self, model: nn.Module) -> None:
@@ -131,13 +132,13 @@ class SMART(AdversarialMethod):
         head = head_of(model)
         specials = special_ids(model, self.special_token_ids) if head == QUESTION_ANSWERING else ()
         mask = token_mask(batch)
-        embeds = None if hook_route(model) else embed(model, batch["input_ids"])  # shared by all passes
+        lookup = StepLookup(model, batch["input_ids"])
+        embeds = lookup.words  # shared by all passes (None on the hook route)
         task_loss, clean = forward_embeds(model, batch, None, embeds, compute_loss)
         terms, metrics = [], {"task_loss": task_loss.detach()}
         if self.smoothness and self.weight > 0:
             target = detached(clean)
-            like = lookup_shaped(model, batch["input_ids"]) if embeds is None else embeds
-            delta = init_delta(like, mask, self.init_mag, self.norm).requires_grad_()
+            delta = init_delta(lookup.like, mask, self.init_mag, self.norm).requires_grad_()
             with model.no_sync() if hasattr(model, "no_sync") else torch.enable_grad():
                 for _ in range(self.steps):
                     _, noisy = forward_embeds(model, batch, delta, embeds, compute_loss)
