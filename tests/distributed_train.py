@@ -1,5 +1,6 @@
 """Helper for test_distributed.py: one training run, launched directly or under torchrun."""
 
+import os
 import sys
 
 import torch
@@ -25,7 +26,11 @@ cfg = TrainConfig(
 # sequential order: the two ranks' halves of each global batch are exactly the 1-process batch
 # SGD compares gradients linearly: AdamW would turn float-order noise in near-zero gradients into lr-sized steps
 run_training(cfg, train_sampling_strategy="sequential", optim="sgd")
-# leave the process group before exit: gloo's threads torn down at interpreter exit can abort a rank
-# ("terminate called without an active exception"), seen once on a fresh clone
+# leave the process group, then the interpreter without its finalizers: gloo's threads torn down at interpreter
+# exit can abort a rank ("terminate called without an active exception"; see fsdp_steps.py)
 if torch.distributed.is_initialized():
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
