@@ -155,7 +155,10 @@ def peak_memory(label: str, batch_size: int, seq_len: int, device_name: str, mod
     allocator's peak; on CPU this process's peak resident memory (run it in a process of its own)."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # a child process: the command line's setting does not reach it
+    from advlm.host_memory import keep_freed_memory
+
+    hf_logging.set_verbosity_error()  # a child process: the command line's settings do not reach it
+    keep_freed_memory()
     device = torch.device(device_name)
     step = method_step(CostKind.parse(label), training_setup(batch_size, seq_len, device, model_path))
     if device.type == "cuda":

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from advlm import host_memory
+
 PACKAGES = ("advlm", "torch", "transformers", "accelerate", "numpy", "scikit-learn")
 
 
@@ -68,4 +70,5 @@ def describe(device: str = "cpu") -> dict:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "packages": versions,
+        "freed_memory_kept": host_memory.kept(),  # glibc malloc's thresholds raised (advlm.host_memory)
     }

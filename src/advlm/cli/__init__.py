@@ -46,6 +46,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from advlm.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # a process-wide malloc setting: the program's to make, not the library's
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         from transformers.utils import logging as hf_logging
