@@ -26,6 +26,8 @@ from advlm import build_method, list_methods
 from advlm.bench.cost import take_turns, time_step
 from advlm.bench.environment import describe
 from advlm.bench.paired import median_interval
+from advlm.errors import AdvlmError
+from advlm.host_memory import keep_freed_memory
 
 
 def head_model(head: str, model_path: str | None):
@@ -65,9 +67,14 @@ def measure(
     model = head_model(head, model_path).train()
     batch = fixed_batch(head, model.config.vocab_size, batch_size, seq_len)
     methods = {name: build_method(name) for name in ["vanilla", *(n for n in names if n != "vanilla")]}
-    steps = {}
-    for name, method in methods.items():
-        method.prepare(model)
+    steps, refused = {}, {}
+    for name, method in list(methods.items()):
+        try:
+            method.prepare(model)
+        except AdvlmError as exc:  # a method that does not apply to this head (R4F on a causal LM)
+            refused[name] = str(exc)
+            del methods[name]
+            continue
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
         def step(method=method, optimizer=optimizer) -> None:
@@ -96,7 +103,8 @@ def measure(
                 "overhead_interval": [low / ideal, high / ideal],
             }
         )
-    return {"head": head, "batch_size": batch_size, "seq_len": seq_len, "turns": turns, "warmup": warmup, "rows": rows}
+    settings = {"batch_size": batch_size, "seq_len": seq_len, "turns": turns, "warmup": warmup}
+    return {"head": head, **settings, "rows": rows, "refused": refused}
 
 
 def table(result: dict) -> str:
@@ -110,6 +118,7 @@ def table(result: dict) -> str:
             f"{r['method']:<8} {r['median_step_s']:6.3f}  {r['ratio']:5.2f}  {low:5.2f}-{high:<5.2f}    "
             f"{r['ideal']:5.2f}  {r['overhead']:5.3f}"
         )
+    lines += [f"{name:<8} refused: {reason}" for name, reason in result.get("refused", {}).items()]
     return "\n".join(lines)
 
 
@@ -123,7 +132,12 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--model", help="token-classification model folder (default: the packaged MiniLM)")
     parser.add_argument("--output", help="write the results to this JSON file")
+    parser.add_argument(
+        "--system-malloc", action="store_true", help="leave glibc malloc as it is (advlm.host_memory; the CLI sets it)"
+    )
     args = parser.parse_args()
+    if not args.system_malloc:
+        keep_freed_memory()
     results = {"environment": describe("cpu"), "heads": []}
     for head in args.heads:
         result = measure(head, args.turns, args.warmup, args.batch_size, args.seq_len, args.model, args.methods)

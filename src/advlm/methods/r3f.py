@@ -6,8 +6,7 @@ loss = task_loss(f(x)) + lambda x KL_S(f(x) || f(x + z)), z ~ N(0, sigma^2 I) or
 maximization, which is what the paper offers as "matching SMART and FreeLB while much faster".
 Cost: the clean pass and the noised one, each back-propagated (one shared backward): 2 forward+backward.
 
-R4F (`r4f`) adds spectral normalisation of the classification head's output layer (`advlm.heads.output_layer`
-says which module that is per head); see `R4F`.
+R4F (`advlm.methods.r4f`) is this step with the classification head's output layer spectrally normalised.
 
 Departures and choices:
 - KL_S is read through the head adapter (`advlm.heads.consistency`), as SMART's terms: per example for
