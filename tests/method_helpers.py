@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from advlm import build_method
@@ -10,11 +12,18 @@ from tests import tiny
 
 
 def grads(model) -> dict[str, torch.Tensor]:
-    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    """Parameter name -> gradient; a spectrally normalised weight (R4F) under its layer's plain name."""
+    plain = {".parametrizations.weight.original": ".weight"}
+    return {
+        functools.reduce(lambda n, kv: n.replace(*kv), plain.items(), n): p.grad.detach().clone()
+        for n, p in model.named_parameters()
+        if p.grad is not None
+    }
 
 
-def vanilla_grads(arch="bert", dropout=False, seed=0, **batch_kw):
-    model = tiny.model(arch, dropout)
+def vanilla_grads(arch="bert", dropout=False, seed=0, like: str = "vanilla", **batch_kw):
+    """Vanilla's gradients on a tiny model, reparametrised as method `like` does (R4F's head) first."""
+    model = tiny.normalise_like(like, tiny.model(arch, dropout))
     torch.manual_seed(seed)
     build_method("vanilla").step(model, tiny.batch(model, **batch_kw))
     return grads(model)

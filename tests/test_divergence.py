@@ -35,8 +35,7 @@ def count_passes(method, model, batch) -> int:
     return len(calls)
 
 
-@pytest.mark.parametrize("kind", tiny.HEAD_KINDS)
-@pytest.mark.parametrize("name", ADVERSARIAL)
+@pytest.mark.parametrize("name,kind", tiny.method_kinds(ADVERSARIAL))
 def test_injected_infinity_in_the_adversarial_pass_never_reaches_the_weights(name, kind):
     """The step's last pass is adversarial for every method (SMART's: the teacher's, for its Bregman term):
     its loss and outputs are made infinite; the gradients and, after an AdamW step, the weights stay finite."""

@@ -25,8 +25,7 @@ def step_grads(name: str, kind: str, checkpointing: bool) -> dict[str, torch.Ten
     return grads(model)
 
 
-@pytest.mark.parametrize("kind", ["classification", "causal-lm"])
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name,kind", tiny.method_kinds(list_methods(), ["classification", "causal-lm"]))
 def test_checkpointing_gives_the_same_gradients(name, kind):
     plain, recomputed = step_grads(name, kind, False), step_grads(name, kind, True)
     assert plain.keys() == recomputed.keys() and plain

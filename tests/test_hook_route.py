@@ -34,8 +34,7 @@ def step_gradients(name: str, kind: str, arch: str, hooked: bool, left_pad: bool
     return grads(model)
 
 
-@pytest.mark.parametrize("kind", tiny.HEAD_KINDS)
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name,kind", tiny.method_kinds(list_methods()))
 def test_the_hook_route_gives_the_inputs_embeds_routes_gradients(name, kind):
     hooked, plain = step_gradients(name, kind, "bert", True), step_gradients(name, kind, "bert", False)
     assert hooked.keys() == plain.keys() and any("word_embeddings" in k or "wte" in k for k in hooked)

@@ -26,8 +26,7 @@ def lora_model(kind: str):
     return add_lora(model, kind, r=4, alpha=8.0, dropout=0.0, targets=targets)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", [m for m in list_methods() if m != "vanilla"])
+@pytest.mark.parametrize("name,kind", tiny.method_kinds([m for m in list_methods() if m != "vanilla"], KINDS))
 def test_every_method_trains_only_adapters_and_head_and_perturbs_the_logits(name, kind):
     model = lora_model(kind).train()
     batch = tiny.head_batch(model, kind)

@@ -24,18 +24,19 @@ ZERO_BUDGET = {
     "textat": dict(init_mag=0.0, step_size=0.0, steps=3),
     "neftune": dict(alpha=0.0),
     "r3f": dict(eps=0.0),
+    "r4f": dict(eps=0.0),  # against vanilla on the normalised head (tiny.normalise_like)
     "awp": dict(weight=0.0),
 }
 
 
 def test_every_method_is_registered():
     assert list_methods()[0] == "vanilla"
-    assert set(ADVERSARIAL) == {"fgm", "pgd", "freeat", "freelb", "smart", "textat", "neftune", "r3f", "awp"}
+    assert set(ADVERSARIAL) == {"fgm", "pgd", "freeat", "freelb", "smart", "textat", "neftune", "r3f", "r4f", "awp"}
 
 
 @pytest.mark.parametrize("name", ADVERSARIAL)
 def test_zero_budget_gives_vanilla_gradients(name):
-    expected = vanilla_grads()
+    expected = vanilla_grads(like=name)
     model = tiny.model()
     torch.manual_seed(0)
     build_method(name, **ZERO_BUDGET[name]).step(model, tiny.batch(model))

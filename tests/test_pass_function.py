@@ -24,6 +24,7 @@ PASSES_PER_STEP = {
     "textat": 2,
     "neftune": 1,
     "r3f": 2,
+    "r4f": 2,
     "awp": 2,
 }
 

@@ -65,7 +65,7 @@ def dropout_model_dir(tmp_path_factory, tokenizer) -> Path:
     return path
 
 
-@pytest.mark.parametrize("method", ["vanilla", "freelb", "smart", "textat"])
+@pytest.mark.parametrize("method", ["vanilla", "freelb", "smart", "textat", "r4f"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, glue_dir, dropout_model_dir, method):
     whole = settings(dropout_model_dir, glue_dir, tmp_path / "whole", method)
     assert main(flags(whole)) == 0
@@ -89,7 +89,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, glue_dir, drop
     assert [h["loss"] for h in resumed["train_history"]][-7:] == pytest.approx(course, abs=1e-6)
     assert [h["eval_loss"] for h in resumed["history"]] == pytest.approx([h["eval_loss"] for h in expected["history"]])
     a, b = (load_file(Path(c["output_dir"]) / "model.safetensors") for c in (whole, killed))
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and "classifier.weight" in a  # R4F's head too, under its plain name
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
     assert not list(out.glob("checkpoint-*")) and not (out / COMPLETE_FILE).exists()

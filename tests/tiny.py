@@ -90,6 +90,29 @@ def batch(model_or_config, lengths=(7, 4, 5), left_pad: bool = False, seed: int 
 
 # --- one tiny model and batch per head kind ---------------------------------------------------------------
 HEAD_KINDS = KINDS  # every kind advlm has a head for
+
+
+def applies(name: str, kind: str) -> bool:
+    """Whether method `name` trains head `kind`: R4F refuses a causal LM, which has no classification head
+    (tests/test_r4f.py checks the refusal)."""
+    return not (name == "r4f" and kind == "causal-lm")
+
+
+def method_kinds(names, kinds=KINDS) -> list[tuple[str, str]]:
+    """(method, kind) for every pair where the method applies."""
+    return [(name, kind) for name in names for kind in kinds if applies(name, kind)]
+
+
+def normalise_like(name: str, model):
+    """`model` as method `name` reparametrises it before its first step (R4F's spectrally normalised output
+    layer), so that vanilla on it is that method's zero-budget reference; `model` unchanged otherwise."""
+    if name == "r4f":
+        from advlm import spectral_head
+
+        spectral_head.normalise(spectral_head.output_layer(model)[1])
+    return model
+
+
 NUM_TAGS = 5
 
 

@@ -70,12 +70,18 @@ def is_normalised(layer: nn.Module) -> bool:
 
 
 def normalise(layer: nn.Linear) -> None:
-    """Spectral normalisation of `layer.weight` (one power iteration per training forward, as fairseq), with
+    """Spectral normalisation of `layer.weight` (one power iteration per training use; R4F caches one per step), with
     plain saved names; a layer already normalised is left alone. The weight stays the same parameter object, so
     an optimizer made before keeps training it."""
     if is_normalised(layer):
         return
-    spectral_norm(layer)
+    device = layer.weight.device
+    # torch draws the power iteration's first vectors from the global generator: draw them from a fixed seed
+    # instead, so that where `prepare` is called (before or after the Trainer seeds) changes nothing, and the
+    # run's own random stream (dropout, noise) is not moved by it
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        spectral_norm(layer)
     layer.register_state_dict_post_hook(_plain_weight)
     layer.register_load_state_dict_pre_hook(_weight_into_original)
 

@@ -10,7 +10,10 @@ refuses a causal LM, which has none, and how the saved names stay plain).
 Cost: R3F's 2 forward+backward passes; the power iteration (one per forward) is a matrix-vector product on
 the head's weight.
 
-Departures: the departures of R3F; the normalised weight is saved under the layer's own name with the value it
+Departures: the departures of R3F; one power iteration per step, its normalised weight shared by the clean
+and the noised pass (fairseq's runs one per forward, so its two passes see slightly different heads and the
+consistency term measures that too; here a zero noise gives exactly vanilla's gradients on the normalised
+head); the normalised weight is saved under the layer's own name with the value it
 computes with (fairseq saves the parametrisation), so a saved model evaluates anywhere without advlm.
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from advlm import spectral_head
 from advlm.methods.base import Backward, StepOutput
@@ -57,7 +61,8 @@ class R4F(R3F):
         compute_loss: PassFn | None = None,
     ) -> StepOutput:
         self.normalised_layer(model)  # a reparametrisation, not a perturbation: from the first step on
-        return super().step(model, batch, backward, compute_loss)
+        with parametrize.cached():  # one normalised weight (one power iteration) for both passes of the step
+            return super().step(model, batch, backward, compute_loss)
 
     def state_dict(self) -> dict[str, Any]:
         """The layer's exact original weight and power-iteration vectors (its saved `weight` is the normalised
@@ -67,7 +72,6 @@ class R4F(R3F):
         layer = self._layer[2]
         parametrization = layer.parametrizations.weight
         return {
-            "layer": self._layer[1],
             "original": parametrization.original.detach().clone(),
             "u": parametrization[0]._u.clone(),
             "v": parametrization[0]._v.clone(),
@@ -79,9 +83,12 @@ class R4F(R3F):
         if model is None:
             raise ValueError("r4f: load_state_dict needs the model whose output layer the state belongs to")
         layer = self.normalised_layer(model)
-        if state["layer"] != self._layer[1]:
-            raise ValueError(f"r4f: the state is for layer '{state['layer']}', the model's is '{self._layer[1]}'")
         parametrization = layer.parametrizations.weight
+        if state["original"].shape != parametrization.original.shape:
+            raise ValueError(
+                f"r4f: the state's output layer is {tuple(state['original'].shape)}, the model's "
+                f"'{self._layer[1]}' is {tuple(parametrization.original.shape)}: a checkpoint of another model?"
+            )
         with torch.no_grad():
             parametrization.original.copy_(state["original"])
             parametrization[0]._u.copy_(state["u"])
