@@ -300,3 +300,17 @@ def test_quality_per_cost_pairs_each_seed_with_vanilla_and_reads_the_cost_turn_b
     head, body = value_table(list(rows.values()))
     assert body[1][:4] == ["rte", "r3f", "+2.00 [-10.71, +14.71]", "2.25"]
     assert value_plot(list(rows.values()), tmp_path / "value.png", "quick").stat().st_size > 1000
+
+
+def test_quality_per_cost_prices_a_grids_settings_only_at_a_cost_measured_with_them():
+    from advlm.bench.value import value_rows
+
+    three = {"method_args": {"freelb": {"steps": 3}}}
+    runs = [
+        {"task": "rte", "method": m, "seed": s, "eval": {"accuracy": a}, "steps": 10, "grid": three}
+        for m, s, a in [("vanilla", 1, 0.5), ("vanilla", 2, 0.6), ("freelb", 1, 0.55), ("freelb", 2, 0.6)]
+    ]
+    default = {"results": [{"kind": "method:vanilla", "median_s": 1.0}, {"kind": "method:freelb", "median_s": 2.0}]}
+    assert {r["method"] for r in value_rows(runs, default)} == {"vanilla"}  # FreeLB-2's cost is not FreeLB-3's
+    measured = {"results": [*default["results"], {"kind": "method:freelb,steps=3", "median_s": 3.0}]}
+    assert {r["method"]: r["cost"] for r in value_rows(runs, measured)} == {"vanilla": 1.0, "freelb": 3.0}

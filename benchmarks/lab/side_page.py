@@ -12,7 +12,7 @@ from advlm.bench.tables import markdown
 
 MiB = 2**20
 HEAD_COST = (
-    "python benchmarks/head_cost.py --heads token-classification causal-lm --turns 30 --output "
+    "python benchmarks/head_cost.py --heads token-classification causal-lm --turns TURNS --output "
     "benchmarks/results/HARDWARE/head_cost.json"
 )
 LORA_MEMORY = "python benchmarks/lora_memory.py --output benchmarks/results/HARDWARE/lora_memory.json"
@@ -29,7 +29,14 @@ def head_cost_section(folder: Path) -> list[str]:
     by_head = [{r["method"]: r for r in h["rows"]} for h in heads]
     rows = [["vanilla (s/step)", "1", *(f"{h['vanilla']['median_step_s']:.3f} s" for h in by_head)]]
     for m in methods:
-        cells = [f"{h[m]['overhead']:.2f} ({h[m]['ratio']:.2f}x)" if m in h else "-" for h in by_head]
+        cells = [
+            f"{h[m]['overhead']:.2f} ({h[m]['ratio']:.2f}x)"
+            if m in h
+            else "refused"
+            if m in head.get("refused", {})
+            else "-"
+            for h, head in zip(by_head, heads)
+        ]
         rows.append([m, f"{by_head[0][m]['ideal']:.2f}", *cells])
     shape = f"{heads[0]['batch_size']} x {heads[0]['seq_len']} tokens, {heads[0]['turns']} turns"
     return [
@@ -38,8 +45,12 @@ def head_cost_section(folder: Path) -> list[str]:
         "",
         markdown(["method", "ideal", *(h["head"] for h in heads)], rows),
         "",
-        f"`{HEAD_COST.replace('HARDWARE', folder.name)}`",
+        "`"
+        + HEAD_COST.replace("HARDWARE", folder.name).replace("TURNS", str(heads[0]["turns"]))
+        + ("" if data["environment"].get("freed_memory_kept") else " --system-malloc")
+        + "`",
         "",
+        *(f"Refused on {h['head']}: {m} ({reason})." for h in heads for m, reason in h.get("refused", {}).items()),
     ]
 
 

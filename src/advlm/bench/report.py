@@ -51,9 +51,10 @@ class Page:
     closing: list[str] = field(default_factory=list)
 
 
-def plots(runs: list[dict], cost: dict | None, out: Path) -> list[Path]:
-    """In `out`: quality-<grid>.png per grid (every seed's score per task and method, a bar at the median) and
-    cost.png (seconds per optimizer step per kind)."""
+def plots(runs: list[dict], cost: dict | list[dict] | None, out: Path) -> list[Path]:
+    """In `out`: quality-<grid>.png per grid (every seed's score per task and method, a bar at the median),
+    value-<grid>.png (quality per cost, from every cost file given) and cost.png (seconds per optimizer step
+    per kind, the first cost file's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,8 +81,9 @@ def plots(runs: list[dict], cost: dict | None, out: Path) -> list[Path]:
         rows = value_rows(grid_runs, cost) if cost else []
         if any(r["method"] != "vanilla" for r in rows):
             made.append(value_plot(rows, out / f"value-{grid}.png", grid))
-    if cost:
-        rows = [r for r in cost["results"] if "median_s" in r]
+    first = cost[0] if isinstance(cost, list) and cost else cost
+    if first:
+        rows = [r for r in first["results"] if "median_s" in r]
         fig, ax = plt.subplots(figsize=(8, 3.5))
         ax.barh([r["kind"] for r in rows], [r["median_s"] for r in rows])
         ax.set_xlabel("median seconds per optimizer step")
@@ -138,22 +140,26 @@ def quality_section(runs: list[dict], page: Page) -> list[str]:
     return lines + [""]
 
 
-def value_section(runs: list[dict], cost_file: Path) -> list[str]:
-    """Per grid, each method's paired gain over vanilla against its measured cost (`advlm.bench.value`)."""
-    cost, lines = json.loads(cost_file.read_text()), []
+def value_section(runs: list[dict], cost_files: list[Path]) -> list[str]:
+    """Per grid, each method's paired gain over vanilla against its measured cost (`advlm.bench.value`), from
+    the first cost file that measured it at the grid's settings."""
+    cost, lines = [json.loads(f.read_text()) for f in cost_files], []
     for grid, grid_runs in by_grid(runs).items():
         rows = value_rows(grid_runs, cost)
         if any(r["method"] != "vanilla" for r in rows):
             lines += [f"Grid {grid}:", "", markdown(*value_table(rows)), ""]
     if not lines:
         return []
-    code = str(cost["environment"].get("git_commit") or "?")[:7]
+    files = ", ".join(
+        f"{f.name} (code {str(c['environment'].get('git_commit') or '?')[:7]})" for f, c in zip(cost_files, cost)
+    )
     return [
         "### Quality per cost",
         "",
         f"What each method buys over vanilla for what it costs: the paired gain in the primary dev metric (x 100, "
         f"median over the seeds, with the t interval of the mean) against the step time over vanilla's "
-        f"({cost_file.name}, code {code}: median of the per-turn ratios, 95% interval). Plots: value-<grid>.png.",
+        f"(median of the per-turn ratios, 95% interval; the first of {files} that measured the method at the "
+        "grid's settings). Plots: value-<grid>.png.",
         "",
         *lines,
     ]
@@ -162,7 +168,7 @@ def value_section(runs: list[dict], cost_file: Path) -> list[str]:
 def plot_folder(hw: Path) -> list[Path]:
     """The plots of one hardware folder: its runs, and the first cost file (`advlm bench`'s own, else the lab's)."""
     costs = cost_files(hw)
-    return plots(load_runs(hw), json.loads(costs[0].read_text()) if costs else None, hw)
+    return plots(load_runs(hw), [json.loads(f.read_text()) for f in costs] or None, hw)
 
 
 def cost_files(hw: Path) -> list[Path]:
@@ -186,7 +192,7 @@ def hardware_section(hw: Path, docs: Path, page: Page) -> list[str]:
         lines.append("- Plots: " + ", ".join(f"[{p.stem}]({link(p)})" for p in pngs))
     lines += [""] + (quality_section(runs, page) if runs else [])
     if runs and costs:
-        lines += value_section(runs, costs[0][0])
+        lines += value_section(runs, [file for file, _ in costs])
     for file, cost in costs:
         s, turns = cost["settings"], (cost.get("interleaved") or {}).get("turns")
         code = str(cost["environment"].get("git_commit") or "?")[:7]

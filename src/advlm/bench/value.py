@@ -3,11 +3,13 @@
 For each task and method, the paired gain over vanilla (the primary dev metric x 100, each seed's difference
 from vanilla's run on the same seed: median, and the t interval of the mean when there are two seeds or more)
 against the method's measured cost (its step time over vanilla's, the median of the per-turn ratios of a cost
-file, with their 95% interval). A table and a plot: a method worth its price sits up and to the left.
+file, with their 95% interval). A table and a plot: a method worth its price sits up and to the left. A method
+whose grid sets hyper-parameters that no cost row was measured with is left out (its cost is not its default's).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -17,43 +19,71 @@ from advlm.bench.paired import confidence_interval, median_interval, seed_differ
 from advlm.bench.tables import common_seeds, ordered_methods, turn_ratios
 
 
-def cost_ratios(cost: dict) -> dict[str, tuple[float, tuple[float, float] | None]]:
-    """Method name -> (median step-time ratio to vanilla, its 95% interval or None), from a cost file's turns
-    (or its medians when the kinds did not take turns). Only plain method kinds (no overridden settings)."""
+def cost_ratios(cost: dict) -> dict[tuple[str, str], tuple[float, tuple[float, float] | None]]:
+    """(method name, its settings) -> (median step-time ratio to vanilla, its 95% interval or None), from a cost
+    file's turns (or its medians when the kinds did not take turns); `settings` as `settings_key` makes it."""
+    from advlm.bench.cost import CostKind
+
     rows = {r["kind"]: r for r in cost["results"] if "median_s" in r}
     base = rows.get("method:vanilla")
     out = {}
     for kind, row in rows.items():
-        name = kind.removeprefix("method:")
-        if not kind.startswith("method:") or "," in name or base is None:
+        if not kind.startswith("method:") or base is None:
+            continue
+        try:
+            parsed = CostKind.parse(kind)
+            key = (parsed.method, settings_key(parsed.method, dict(parsed.overrides)))
+        except Exception:  # a method or setting this code no longer has
             continue
         per_turn = turn_ratios(cost, kind, "method:vanilla")
         if per_turn:
-            out[name] = (statistics.median(per_turn), median_interval(per_turn))
+            out[key] = (statistics.median(per_turn), median_interval(per_turn))
         else:
-            out[name] = (row["median_s"] / base["median_s"], None)
+            out[key] = (row["median_s"] / base["median_s"], None)
+    return out
+
+
+def settings_key(method: str, settings: dict) -> str:
+    """The method's full hyper-parameters with `settings` applied, as text: a grid's runs and a cost row match
+    when they agree on every one (FreeLB-3's runs are not priced at FreeLB-2's cost)."""
+    from advlm.methods import build_method
+
+    return json.dumps(build_method(method, **settings).config(), sort_keys=True, default=str)
+
+
+def pinned(run: dict) -> dict:
+    """The settings a run's grid gave its method (beyond the defaults)."""
+    grid = run.get("grid", {})
+    out = {**grid.get("method_args", {}).get(run["method"], {})}
+    out.update(grid.get("per_task_method_args", {}).get(run["task"], {}).get(run["method"], {}))
     return out
 
 
 SENTENCE_LEVEL = ("classification", "regression")
 
 
-def value_rows(runs: list[dict], cost: dict, kinds: tuple[str, ...] = SENTENCE_LEVEL) -> list[dict]:
-    """One row per task and method (vanilla's included, at gain 0 and cost 1): gain, its interval, cost. Only
-    tasks of `kinds`: a cost file is measured on one head (`advlm bench`'s on the sentence classifier)."""
+def value_rows(runs: list[dict], cost: dict | list[dict], kinds: tuple[str, ...] = SENTENCE_LEVEL) -> list[dict]:
+    """One row per task and method (vanilla's included, at gain 0 and cost 1): gain, its interval, cost (from
+    the first of the cost files that measured the method at the grid's settings). Only tasks of `kinds`: a cost
+    file is measured on one head (`advlm bench`'s on the sentence classifier)."""
     from advlm.tasks import get_task
 
     kept, _ = common_seeds(runs)
-    diffs, ratios = seed_differences(kept), cost_ratios(cost)
+    ratios: dict = {}
+    for one in reversed(cost if isinstance(cost, list) else [cost]):
+        ratios.update(cost_ratios(one))
+    diffs = seed_differences(kept)
     tasks = [t for t in dict.fromkeys(r["task"] for r in kept) if get_task(t).kind in kinds]
     rows = []
     for task in tasks:
         vanilla_seeds = sum(r["task"] == task and r["method"] == "vanilla" for r in kept)
         for method in ordered_methods(kept):
             d = np.zeros(vanilla_seeds) if method == "vanilla" else diffs.get((task, method))
-            if d is None or not len(d) or method not in ratios:
+            run = next(r for r in kept if r["task"] == task and r["method"] == method)
+            key = (method, settings_key(method, pinned(run)))
+            if d is None or not len(d) or key not in ratios:  # no cost measured at the grid's settings
                 continue
-            ratio, interval = ratios[method]
+            ratio, interval = ratios[key]
             rows.append(
                 {
                     "task": task,
