@@ -155,6 +155,8 @@ def test_bad_input_per_kind_exits_2_with_one_line(tmp_path, data_dir, tiny_model
     _fails_with_one_line(capsys, ["train", *lm, *common], "lm.jsonl:1: a record with a prompt needs", out)
     encoder = ["--task-type", "causal-lm", "--train-file", str(INSTRUCTIONS), "--eval-file", str(INSTRUCTIONS)]
     _fails_with_one_line(capsys, ["train", *encoder, *common], "causal-lm needs a causal language model", out)
+    lm_r4f = [*encoder, "--model", str(tiny_causal_lm_dir), "--output-dir", str(out), *SMALL, "--method", "r4f"]
+    _fails_with_one_line(capsys, ["train", *lm_r4f], "a causal LM has none", out)
     _fails_with_one_line(
         capsys, ["train", "--task-type", "question-answering", *common], "pass --train-file and --eval-file", out
     )
