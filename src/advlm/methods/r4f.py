@@ -7,14 +7,14 @@ Lipschitz constant is at most 1 (its weight divided by its largest singular valu
 that. The step is R3F's (`advlm.methods.r3f`: a clean and a noised pass, symmetric KL between them); the head's
 output layer is reparametrised once, before the first step (`advlm.spectral_head` says which layer per head,
 refuses a causal LM, which has none, and how the saved names stay plain).
-Cost: R3F's 2 forward+backward passes; the power iteration (one per forward) is a matrix-vector product on
+Cost: R3F's 2 forward+backward passes; the power iteration (one per step) is two matrix-vector products on
 the head's weight.
 
 Departures: the departures of R3F; one power iteration per step, its normalised weight shared by the clean
 and the noised pass (fairseq's runs one per forward, so its two passes see slightly different heads and the
 consistency term measures that too; here a zero noise gives exactly vanilla's gradients on the normalised
-head); the normalised weight is saved under the layer's own name with the value it
-computes with (fairseq saves the parametrisation), so a saved model evaluates anywhere without advlm.
+head); the normalised weight is saved under the layer's own name with the value it computes with (fairseq
+saves the parametrisation), so a saved model evaluates anywhere without advlm.
 """
 
 from __future__ import annotations
