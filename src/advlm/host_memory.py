@@ -10,7 +10,8 @@ blocks come from the heap and freed memory stays in the process for the next ste
 allocator does. PyTorch's CPU performance guide reaches the same end by preloading jemalloc or tcmalloc.
 
 The cost: the process keeps its peak memory until it exits instead of returning it between steps (a training
-loop reaches the same peak at every step anyway). The `advlm` command turns this on at start; plain-loop users
+loop reaches the same peak at every step anyway), and a freed block does not always fit the next aligned
+request of the same size, so the heap can grow by a block or so before it settles (tests/test_host_memory.py). The `advlm` command turns this on at start; plain-loop users
 call `keep_freed_memory()` themselves. It does nothing where malloc is not glibc's, when `ADVLM_KEEP_FREED_MEMORY=0`,
 or when the user already tunes malloc through glibc's own environment variables (`MALLOC_MMAP_THRESHOLD_`,
 `MALLOC_TRIM_THRESHOLD_`, `GLIBC_TUNABLES`), whose choice stands."""
