@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from advlm import build_method
@@ -13,9 +11,8 @@ from tests import tiny
 
 def grads(model) -> dict[str, torch.Tensor]:
     """Parameter name -> gradient; a spectrally normalised weight (R4F) under its layer's plain name."""
-    plain = {".parametrizations.weight.original": ".weight"}
     return {
-        functools.reduce(lambda n, kv: n.replace(*kv), plain.items(), n): p.grad.detach().clone()
+        n.replace(".parametrizations.weight.original", ".weight"): p.grad.detach().clone()
         for n, p in model.named_parameters()
         if p.grad is not None
     }
