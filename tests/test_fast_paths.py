@@ -115,6 +115,27 @@ def test_passes_of_one_step_share_the_attention_mask_and_its_one_host_sync(arch,
         assert counter.syncs == 1
 
 
+def test_an_unpadded_roberta_step_gets_a_full_mask_where_no_mask_would_read_its_position_ids():
+    """Where transformers looks for packed sequences in the position ids whenever it is handed no mask (the
+    prepared mask of an unpadded batch), a RoBERTa-family step gets the full 4D mask instead (the outputs are the
+    plain path's: the test above). BERT gets no position ids from us and keeps the shared None."""
+    import inspect
+
+    from transformers.masking_utils import create_bidirectional_mask
+
+    reads = "position_ids" in inspect.signature(create_bidirectional_mask).parameters
+    for arch, expected in (("roberta", reads), ("bert", False)):
+        model = tiny.model(arch).eval()
+        batch = tiny.batch(model, lengths=(7, 7, 7))
+        words = embed(model, batch["input_ids"])
+        with masks_shared_by_passes():
+            inputs = model_inputs(model, batch, words)
+        assert fast_paths._none_mask_reads_position_ids(model) is expected
+        mask = inputs["attention_mask"]
+        assert (mask is None) is not expected, arch
+        assert expected is False or (mask.dim() == 4 and bool(mask.all()))
+
+
 def test_the_table_gradient_waits_for_the_last_pass_and_survives_a_nan_there():
     """Multi-pass methods compute the word-embedding table's gradient once, at the step's last backward (it is
     not held through later forwards), and a NaN guard on that last pass keeps the earlier passes' share."""

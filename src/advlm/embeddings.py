@@ -139,7 +139,7 @@ def token_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 _POSITION_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _padding_position_module(model: nn.Module) -> nn.Module | None:
+def padding_position_module(model: nn.Module) -> nn.Module | None:
     """Found once per model (a walk over all its modules would cost every forward pass)."""
     bare = unwrap(model)
     if bare not in _POSITION_MODULES:
@@ -153,7 +153,7 @@ def _padding_position_module(model: nn.Module) -> nn.Module | None:
 def position_ids(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
     """Position ids as the model would derive them from `input_ids` (RoBERTa family), else None. Ids of any
     leading shape are numbered per sequence (the last dimension), as the model does after flattening them."""
-    module = _padding_position_module(model)
+    module = padding_position_module(model)
     if module is None:
         return None
     flat = input_ids.reshape(-1, input_ids.size(-1))

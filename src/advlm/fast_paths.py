@@ -12,12 +12,14 @@ Both give the plain path's gradients (tests/test_fast_paths.py); `ADVLM_FAST_PAT
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 
 import torch
 from torch import nn
 
-from advlm.embeddings import embed, hook_route, lookup_shaped, unwrap
+from advlm.embeddings import padding_position_module, embed, hook_route, lookup_shaped, unwrap
 
 _enabled = os.environ.get("ADVLM_FAST_PATHS", "1") != "0"
 
@@ -81,8 +83,30 @@ def attention_mask_for_passes(model: nn.Module, mask: torch.Tensor | None, embed
     except ImportError:  # transformers < 5
         return mask
     prepared = create_bidirectional_mask(config=config, inputs_embeds=embeds, attention_mask=mask)
+    if prepared is None and _none_mask_reads_position_ids(model):
+        # the full mask, prepared without the "nothing padded" shortcut: no sync of its own, none in the passes
+        prepared = create_bidirectional_mask(
+            config=config, inputs_embeds=embeds, attention_mask=mask, allow_is_bidirectional_skip=False
+        )
     _step_masks.append((mask, key, prepared))
     return prepared
+
+
+def _none_mask_reads_position_ids(model: nn.Module) -> bool:
+    """Whether handing this model no mask (what transformers prepares for an unpadded batch) makes its forward
+    inspect the position ids we pass: RoBERTa-family models get exact position ids from us
+    (`advlm.embeddings.position_ids`), and transformers versions whose `create_bidirectional_mask` takes
+    `position_ids` look for packed sequences in them whenever the mask is None, a host sync on every pass (and a
+    different mask if a padding id stood inside a sequence). There an unpadded step's passes get the full 4D mask
+    instead (all positions visible: the same attention), which transformers uses as it is."""
+    return padding_position_module(model) is not None and _mask_creation_takes_position_ids()
+
+
+@functools.cache
+def _mask_creation_takes_position_ids() -> bool:
+    from transformers.masking_utils import create_bidirectional_mask
+
+    return "position_ids" in inspect.signature(create_bidirectional_mask).parameters
 
 
 class StepLookup:
