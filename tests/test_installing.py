@@ -31,6 +31,7 @@ def test_the_wheel_holds_the_package_and_none_of_the_lab(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     modules = [n for n in names if n.endswith(".py")]
     assert "advlm/methods/freelb.py" in modules and "advlm/bench/grid.py" in modules
+    assert "advlm/cli/methods.json" in names  # the command line's method catalogue
     assert not [n for n in modules if not n.startswith("advlm/")]  # no lab/ package, no benchmarks/
     bench = sorted(n.removeprefix("advlm/bench/") for n in modules if n.startswith("advlm/bench/"))
     assert bench == [

@@ -1,8 +1,10 @@
-"""advlm: adversarial training of pre-trained language models (FreeLB, SMART, TextAT, PGD, FreeAT, FGM)."""
+"""advlm: adversarial training of pre-trained language models (FreeLB, SMART, TextAT, PGD, FreeAT, FGM).
+
+The names below are imported on first use (PEP 562), so that `import advlm` and the command line's help and
+listing start without torch and transformers."""
 
 from advlm._version import __version__
 from advlm.errors import AdvlmError
-from advlm.methods import AdversarialMethod, StepOutput, build_method, list_methods, register
 
 __all__ = [
     "AdversarialMethod",
@@ -15,10 +17,19 @@ __all__ = [
     "register",
 ]
 
+_LAZY = {
+    "AdversarialMethod": "advlm.methods",
+    "StepOutput": "advlm.methods",
+    "build_method": "advlm.methods",
+    "list_methods": "advlm.methods",
+    "register": "advlm.methods",
+    "AdversarialTrainer": "advlm.trainer",  # pulls in transformers.Trainer
+}
+
 
 def __getattr__(name: str):
-    if name == "AdversarialTrainer":  # imported lazily: pulls in transformers.Trainer
-        from advlm.trainer import AdversarialTrainer
+    if name in _LAZY:
+        import importlib
 
-        return AdversarialTrainer
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'advlm' has no attribute {name!r}")

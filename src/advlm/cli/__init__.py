@@ -51,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # a process-wide malloc setting: the program's to make, not the library's
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from transformers.utils import logging as hf_logging
+        args = build_parser(argv).parse_args(argv)  # --help ends here, before torch or transformers is imported
+        if args.command != "list":
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        args = build_parser(argv).parse_args(argv)
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
         return int(args.func(args) or 0)
     except AdvlmError as e:
         print(f"advlm: error: {e}", file=sys.stderr)

@@ -11,14 +11,12 @@ def add_parser(sub) -> None:
 
 
 def method_rows() -> list[dict]:
-    from advlm.methods import list_methods, method_class
+    from advlm.cli.method_catalogue import methods
 
     rows = []
-    for name in list_methods():
-        cls = method_class(name)
-        defaults = ", ".join(f"{f.name}={f.default}" for f in cls.hyperparameters()) or "-"
-        summary = (cls.__doc__ or "").strip().splitlines()[0]
-        rows.append({"method": name, "passes": cls().passes, "defaults": defaults, "what": summary})
+    for m in methods():
+        defaults = ", ".join(f"{h['name']}={h['default']}" for h in m["hyperparameters"]) or "-"
+        rows.append({"method": m["name"], "passes": m["passes"], "defaults": defaults, "what": m["summary"]})
     return rows
 
 

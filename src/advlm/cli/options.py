@@ -44,31 +44,49 @@ def check_output_file(path: str | None, flag: str) -> None:
         raise AdvlmError(f"{flag} {path}: the folder {target.parent} does not exist; create it first")
 
 
-def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
-    """One `--name` flag per field, typed by its default (or `metadata["type"]`); help from `metadata["help"]`;
-    unset = absent, so that a config file's value or the field's default holds."""
+def field_specs(fields: list[dataclasses.Field]) -> list[dict]:
+    """Flag specifications (see `add_flags`) of dataclass fields: default, help, choices and type from the
+    field and its metadata; a field without a default is a required flag."""
+    specs = []
     for f in fields:
-        flag = "--" + f.name.replace("_", "-")
-        choices = f.metadata.get("choices")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        specs.append(
+            {
+                "name": f.name,
+                "default": None if required else f.default,
+                "help": f.metadata.get("help", ""),
+                "choices": f.metadata.get("choices"),
+                "type": f.metadata.get("type"),
+                "required": required,
+            }
+        )
+    return specs
+
+
+def add_dataclass_flags(group, fields: list[dataclasses.Field]) -> None:
+    add_flags(group, field_specs(fields))
+
+
+def add_flags(group, specs: list[dict]) -> None:
+    """One `--name` flag per spec (`name`, `default`, `help`, optional `choices`, `type`, `required`), typed by
+    its default unless `type` says; unset = absent, so that a config file's value or the default holds."""
+    for spec in specs:
+        name, default, choices = spec["name"], spec["default"], spec.get("choices")
+        flag = "--" + name.replace("_", "-")
         if choices is not None and len(choices) < 2:
             continue  # fixed by the method (SMART's and TextAT's norm): nothing to choose
-        help_text = f.metadata.get("help", "") + (f"; one of {', '.join(choices)}" if choices else "")
-        help_text += f" (default: {f.default})" if f.default not in (None, dataclasses.MISSING) else ""
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            group.add_argument(flag, dest=f.name, type=f.metadata.get("type") or str, required=True, help=help_text)
-        elif isinstance(f.default, bool):
+        help_text = spec.get("help", "") + (f"; one of {', '.join(choices)}" if choices else "")
+        help_text += f" (default: {default})" if default is not None else ""
+        kind = spec.get("type") or (type(default) if default is not None else str)
+        if spec.get("required"):
+            group.add_argument(flag, dest=name, type=kind, required=True, help=help_text)
+        elif isinstance(default, bool):
             group.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )
         else:
-            kind = f.metadata.get("type") or (type(f.default) if f.default is not None else str)
-            group.add_argument(
-                flag,
-                dest=f.name,
-                type=kind,
-                default=argparse.SUPPRESS,  # choices are checked by the method: a one-line error like the rest
-                help=help_text,
-            )
+            # choices are checked by the method or the settings: a one-line error like the rest
+            group.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
 def format_table(rows: list[Mapping[str, object]], columns: list[str] | None = None) -> str:

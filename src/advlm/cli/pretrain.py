@@ -9,7 +9,7 @@ import dataclasses
 
 def add_parser(sub) -> None:
     from advlm.cli.options import add_dataclass_flags
-    from advlm.pretraining.pretrain import PretrainConfig
+    from advlm.pretraining.settings import PretrainConfig
 
     p = sub.add_parser("pretrain", help="continued pre-training (MLM, MacBERT, ELECTRA)", description=__doc__)
     add_dataclass_flags(p, dataclasses.fields(PretrainConfig))

@@ -28,20 +28,16 @@ def _peek_method(argv: list[str]) -> str:
 
 
 def add_parser(sub, argv: list[str]) -> None:
-    from advlm.cli.options import add_dataclass_flags
-    from advlm.methods import method_class
+    from advlm.cli.method_catalogue import method
+    from advlm.cli.options import add_dataclass_flags, add_flags
 
     p = sub.add_parser("train", help="fine-tune a model", description=__doc__)
     add_dataclass_flags(p, [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)])
     p.add_argument("--config", help="YAML file of settings (flags override it)")
-    name = _peek_method(argv)
-    try:
-        cls = method_class(name)
-    except AdvlmError:
-        cls = None  # the unknown name is reported when the run starts
-    if cls is not None:
-        group = p.add_argument_group(f"{cls.name} hyper-parameters", (cls.__doc__ or "").strip().splitlines()[0])
-        add_dataclass_flags(group, cls.hyperparameters())
+    entry = method(_peek_method(argv))  # None for an unknown name: reported when the run starts
+    if entry is not None:
+        group = p.add_argument_group(f"{entry['name']} hyper-parameters", entry["summary"])
+        add_flags(group, entry["hyperparameters"])
     p.set_defaults(func=run)
 
 
