@@ -10,7 +10,7 @@ import pytest
 
 from advlm.cli import main
 from advlm.errors import AdvlmError
-from advlm.output_folder import FINE_TUNING, LOCK_FILE, PRE_TRAINING, OutputFolder
+from advlm.output_folder import COMPLETE_FILE, FINE_TUNING, LOCK_FILE, PRE_TRAINING, OutputFolder
 from tests.test_cli import _train
 
 
@@ -58,6 +58,8 @@ def test_paused_run_cannot_delete_the_run_that_finished_meanwhile(tmp_path, glue
     with pytest.raises(KeyboardInterrupt):
         with OutputFolder(out, FINE_TUNING, resume=True):  # B resuming into it, then Ctrl-C
             (out / "checkpoint-9").mkdir()
+            (out / "checkpoint-9" / COMPLETE_FILE).write_text("{}")
+            (out / "checkpoint-10").mkdir()  # torn: never resumed from
             (out / "partial.bin").write_bytes(b"x")
             raise KeyboardInterrupt
     assert sorted(p.name for p in out.iterdir()) == sorted([*finished, "checkpoint-9"])  # kept to resume from

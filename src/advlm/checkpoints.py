@@ -1,13 +1,16 @@
 """Fine-tuning checkpoints that a killed run can be resumed from exactly, and that are never torn.
 
 The Trainer writes a checkpoint folder (`checkpoint-N`: weights, optimizer, scheduler, RNG states, trainer
-state; advlm adds the method's state). advlm then writes `advlm_checkpoint.json` into it, atomically and last:
-a folder without it was cut off mid-write and is never resumed from. Older checkpoints are removed only after
-the new one is complete, so a kill at any moment leaves the previous good checkpoint in place.
+state; advlm adds the method's state). advlm then writes `advlm_checkpoint.json` into it, atomically and last,
+listing every file with its size and SHA-256: a folder without it was cut off mid-write and is never resumed
+from, and one whose files no longer match it (deleted, truncated, replaced) is passed over for the newest intact
+one (`resumable`), saying why. Older checkpoints are removed only after the new one is complete, so a kill at
+any moment leaves the previous good checkpoint in place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -19,8 +22,8 @@ from torch import nn
 
 from advlm import atomic
 from advlm.errors import RunFailed
+from advlm.output_folder import COMPLETE_FILE
 
-COMPLETE_FILE = "advlm_checkpoint.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -40,11 +43,68 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def mark_complete(folder: Path, info: dict[str, Any]) -> None:
-    atomic.write_text(folder / COMPLETE_FILE, json.dumps(info, indent=2))
+    """The completion mark, listing the folder's files (written last)."""
+    atomic.write_text(folder / COMPLETE_FILE, json.dumps({**info, "files": file_listing(folder)}, indent=2))
+
+
+def file_listing(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file under `folder` but the mark: its size and SHA-256."""
+    listing = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE_FILE):
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        listing[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": digest}
+    return listing
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a checkpoint marked complete (a file missing, of another size or content, an unreadable
+    mark), or None when it is intact."""
+    try:
+        files = checkpoint_info(folder).get("files")
+    except (OSError, ValueError):
+        return f"its {COMPLETE_FILE} is torn or unreadable"
+    if not isinstance(files, dict):
+        return f"its {COMPLETE_FILE} lists no files (an older advlm made it), so it cannot be checked"
+    found = file_listing(folder)
+    for name, saved in files.items():
+        now = found.get(name)
+        if now is None:
+            return f"{name} is missing"
+        if now["size"] != saved.get("size"):
+            return f"{name} has {now['size']} bytes, not the {saved.get('size')} it was saved with"
+        if now["sha256"] != saved.get("sha256"):
+            return f"{name} is not the file that was saved (its SHA-256 differs)"
+    return None
+
+
+def resumable(run_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest complete checkpoint whose files are intact, and what is wrong with each newer one."""
+    damaged = []
+    for folder in reversed(checkpoints(run_dir)):
+        problem = damage(folder)
+        if problem is None:
+            return folder, damaged
+        damaged.append(f"{folder.name} is damaged: {problem}")
+    return None, damaged
 
 
 def checkpoint_info(folder: Path) -> dict[str, Any]:
     return json.loads((folder / COMPLETE_FILE).read_text())
+
+
+def save_failed(folder: Path, error: BaseException) -> RunFailed:
+    """The run's failure when writing checkpoint `folder` failed: the torn folder is removed (it is never resumed,
+    and a full disk needs the room), the last complete one is named."""
+    shutil.rmtree(folder, ignore_errors=True)
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+    kept = latest_checkpoint(folder.parent)
+    then = (
+        f"{kept.name} is kept: free the space (or fix the folder), then continue with --resume"
+        if kept
+        else "no earlier checkpoint was complete: free the space (or fix the folder) and start again"
+    )
+    return RunFailed(f"could not write {folder.name} into {folder.parent} ({type(error).__name__}: {reason}); {then}")
 
 
 def rotate(run_dir: str | Path, keep: int | None, best: str | None) -> None:

@@ -13,7 +13,9 @@ import yaml
 
 from advlm.errors import AdvlmError
 
+INT_MAX = 2**31 - 1  # no count, size or length of a run comes near it; beyond it torch and numpy fail obscurely
 CHECKS = {
+    "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)", "pass a seed from 0 to 4294967295"),
     "positive": (lambda v: v > 0, "must be positive", "pass a value > 0"),
     "nonnegative": (lambda v: v >= 0, "must be >= 0", "pass 0 or more"),
     "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)", "pass a fraction below 1"),
@@ -49,6 +51,8 @@ def check_settings(settings: Any) -> None:
             raise AdvlmError(
                 f"unknown {f.name.replace('_', ' ')} {value!r} ({flag}); choose one of: {', '.join(choices)}"
             )
+        if isinstance(value, int) and not isinstance(value, bool) and value > INT_MAX:
+            raise AdvlmError(f"{flag} {value} is too large; pass at most {INT_MAX}")
         check = f.metadata.get("check")
         if check is None or (value is None and f.default is None):
             continue
@@ -91,6 +95,9 @@ class TrainConfig:
     resume: bool = setting(
         False, "continue the killed or interrupted run in --output-dir from its last complete checkpoint"
     )
+    allow_changed_data: bool = setting(
+        False, "with --resume: continue even though the data differ from what the checkpoint was trained on"
+    )
     data_dir: str | None = setting(
         None,
         "folder of the tasks' data (glue/, conll2003/, ...; unset: $ADVLM_DATA_DIR, else the first shared/data in the "
@@ -111,7 +118,7 @@ class TrainConfig:
     max_eval_samples: int | None = setting(
         None, "use a fixed random slice of this many evaluation examples", "positive", int
     )
-    seed: int = setting(42, "random seed")
+    seed: int = setting(42, "random seed", "seed")
     warmup_ratio: float = setting(0.1, "fraction of steps for the linear warm-up", "fraction")
     weight_decay: float = setting(0.01, "AdamW weight decay", "nonnegative")
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0: none)", "nonnegative")
@@ -158,22 +165,30 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            typed = f.metadata["type"]() if f.default is None and f.metadata.get("type") else f.default
-            setattr(self, f.name, coerce(f.name, getattr(self, f.name), typed))
+        coerce_fields(self)
         self.validate()
 
     def validate(self) -> None:
         check_settings(self)
+        check_not_both_overwrite_and_resume(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def coerce(name: str, value: Any, default: Any) -> Any:
+def coerce(name: str, value: Any, default: Any, annotation: str = "") -> Any:
     """A setting from YAML or Python into the type of its default ("1e-5" -> 1e-05); a clear error if it
-    does not fit."""
-    if value is None or default is None or default is dataclasses.MISSING or isinstance(default, str):
+    does not fit. `annotation` (the field's type as written) says whether text is wanted where the default is
+    None, and whether None itself is allowed."""
+    if value is None:
+        if default is None or default is dataclasses.MISSING or "None" in annotation or not annotation:
+            return value
+        raise AdvlmError(f"setting '{name}' must be set (its default is {default!r}), got null")
+    if isinstance(default, str) or (default is None and annotation.startswith("str")):
+        if isinstance(value, str):
+            return value
+        raise AdvlmError(f"setting '{name}' must be text, got {value!r}")
+    if default is None or default is dataclasses.MISSING:
         return value
     kind = type(default)
     if kind is bool:
@@ -181,18 +196,46 @@ def coerce(name: str, value: Any, default: Any) -> Any:
             return value.lower() in ("true", "yes", "1")
         if isinstance(value, bool):
             return value
-    elif kind in (int, float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = None
+    elif kind in (int, float):
+        number = None
+        if not isinstance(value, bool):  # YAML's true is no number of epochs
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                number = None
         if number is not None and not math.isfinite(number):
             raise AdvlmError(f"setting '{name}' must be a finite number, got {value!r}")
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value  # exact, however large (the range is the setting's check)
         if number is not None and (kind is float or number == int(number)):
             return kind(number)
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+        raise AdvlmError(f"setting '{name}' must be a mapping of names to values, got {value!r}")
     else:
         return value
     raise AdvlmError(f"setting '{name}' must be a {kind.__name__}, got {value!r}")
+
+
+def check_not_both_overwrite_and_resume(settings: Any) -> None:
+    if settings.overwrite and settings.resume:
+        raise AdvlmError(
+            "--overwrite and --resume together: --overwrite would delete the checkpoints --resume continues from; "
+            "pass --resume to continue the run, or --overwrite alone to start afresh"
+        )
+
+
+def coerce_fields(settings: Any) -> None:
+    """Every field of a settings dataclass through `coerce`, by its default (or its `type` where that is None)."""
+    for f in dataclasses.fields(settings):
+        if f.default is None and f.metadata.get("type"):
+            typed = f.metadata["type"]()
+        elif f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            typed = f.default_factory()
+        else:
+            typed = f.default
+        setattr(settings, f.name, coerce(f.name, getattr(settings, f.name), typed, str(f.type)))
 
 
 def check_same_settings(saved: dict[str, Any], now: dict[str, Any], free: set[str], checkpoint: Any) -> None:
@@ -213,11 +256,18 @@ def config_fields() -> set[str]:
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML mapping of settings; keys may use dashes or underscores."""
+    from advlm.paths import file_problem
+
     file = Path(path)
-    if not file.is_file():
-        raise AdvlmError(f"config file {file} does not exist")
+    problem = file_problem(file)
+    if problem:
+        raise AdvlmError(f"config file {file} {problem}; pass a YAML file to --config")
     try:
-        data = yaml.safe_load(file.read_text()) or {}
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise AdvlmError(f"config file {file} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise AdvlmError(f"cannot read config file {file}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise AdvlmError(f"config file {file} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -19,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-from advlm.embeddings import padding_position_module, embed, hook_route, lookup_shaped, unwrap
+from advlm.embeddings import embed, hook_route, lookup_shaped, padding_position_module, unwrap
 
 _enabled = os.environ.get("ADVLM_FAST_PATHS", "1") != "0"
 

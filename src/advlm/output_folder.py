@@ -8,11 +8,15 @@ and before anything is written:
   first one's process id;
 - that the folder is writable is checked now, not after the training;
 - a folder that already holds files is refused, unless `overwrite` (its contents are removed first) or
-  `resume` (it must hold a run of the same kind; the caller checks its checkpoint); a folder that holds the
-  other kind of run (pre-training vs fine-tuning) is refused even with `resume`;
-- if the run fails, only what it created is removed: the entries that were not there when it took the folder
-  (checkpoints are kept when the run was interrupted, so it can be resumed), and the folders it created if
-  they are then empty. What was there before, or what another run finished, is never touched.
+  `resume` (it must hold a run of the same kind; the caller checks its checkpoint); `overwrite` and `resume`
+  together are refused (the one would delete what the other continues);
+- `overwrite` removes only a run of the same kind: a folder that holds the other kind of run (pre-training vs
+  fine-tuning) or files of no advlm run is refused, and so is one that holds the run's own inputs (its data
+  files, its model folder: `inputs`), whatever the flags;
+- if the run fails, only what it created is removed: the entries that were not there when it took the folder,
+  except complete checkpoints (a full disk or a crash must leave the last one to resume from), and the
+  folders it created if they are then empty. What was there before, or what another run finished, is never
+  touched.
 
 Only the main process of a multi-process run (RANK 0 or unset) takes the folder; the others write nothing.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from advlm.errors import AdvlmError
@@ -32,6 +37,8 @@ FINE_TUNING, PRE_TRAINING = "fine-tuning", "pre-training"
 # the files that say which kind of run a folder holds, and the names of each kind's checkpoints
 MARKERS = {FINE_TUNING: ("metrics.json", "config.yaml"), PRE_TRAINING: ("pretrain_metrics.json", "checkpoint.pt")}
 CHECKPOINT_PREFIX = {FINE_TUNING: "checkpoint-", PRE_TRAINING: "checkpoint.pt"}
+# written last into a fine-tuning checkpoint folder: the folder is complete (advlm.checkpoints)
+COMPLETE_FILE = "advlm_checkpoint.json"
 
 
 def run_kind(path: Path) -> str | None:
@@ -49,8 +56,23 @@ def is_main_process() -> bool:
 class OutputFolder:
     """The run's claim on its output folder: lock, checks, and the clean-up of a failed run (module doc)."""
 
-    def __init__(self, path: str | os.PathLike, kind: str, overwrite: bool = False, resume: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        kind: str,
+        overwrite: bool = False,
+        resume: bool = False,
+        inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    ):
+        """`inputs`: what the run reads, by the flag that named it (`{"--train-file": path}`); none of it may lie
+        in the folder."""
+        if overwrite and resume:
+            raise AdvlmError(
+                "--overwrite and --resume together: --overwrite would delete the checkpoints --resume continues "
+                "from; pass --resume to continue the run, or --overwrite alone to start afresh"
+            )
         self.path, self.kind, self.overwrite, self.resume = Path(path), kind, overwrite, resume
+        self.inputs = {flag: Path(p) for flag, p in (inputs or {}).items() if p is not None}
         self._lock_fd: int | None = None
         self._before: set[str] = set()
         self._created: list[Path] = []
@@ -65,7 +87,7 @@ class OutputFolder:
             return
         try:
             if exc_type is not None:
-                self.clean_up(keep_checkpoints=issubclass(exc_type, KeyboardInterrupt))
+                self.clean_up()
         finally:
             self.release()
 
@@ -75,6 +97,7 @@ class OutputFolder:
         self._make_folders()
         self._lock()
         try:
+            self._check_inputs()
             self._check_writable()
             self._check_contents()
         except BaseException:
@@ -119,23 +142,40 @@ class OutputFolder:
         except OSError as e:
             raise AdvlmError(f"cannot write to --output-dir {self.path}: {e.strerror}; choose another folder") from None
 
+    def _check_inputs(self) -> None:
+        """None of the run's inputs lies in the folder: a run would write over them, `overwrite` delete them."""
+        folder = self.path.resolve()
+        for flag, given in self.inputs.items():
+            path = given.resolve()
+            if path == folder or folder in path.parents:
+                what = "is" if path == folder else "holds"
+                raise AdvlmError(
+                    f"--output-dir {self.path} {what} the run's own {flag} {given}; the run would write over it "
+                    "(and --overwrite delete it): choose another --output-dir"
+                )
+
     def _check_contents(self) -> None:
         entries = self._entries()
         if not entries:
             return
         held = run_kind(self.path)
+        if held is not None and held != self.kind:
+            raise AdvlmError(
+                f"--output-dir {self.path} holds a {held} run; a {self.kind} run will neither write into it nor "
+                "replace it (not even with --overwrite): choose another folder"
+            )
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
         if self.overwrite:
+            if held is None:
+                raise AdvlmError(
+                    f"--output-dir {self.path} holds files of no advlm run ({shown}); --overwrite replaces only a "
+                    f"{self.kind} run's folder: choose another folder, or empty this one yourself"
+                )
             for name in entries:
                 _remove(self.path / name)
             return
-        if held is not None and held != self.kind:
-            raise AdvlmError(
-                f"--output-dir {self.path} holds a {held} run; a {self.kind} run will not write into it: choose "
-                "another folder, or pass --overwrite to replace its contents"
-            )
         if self.resume:
             return  # the caller checks that there is a checkpoint to resume from
-        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
         resumable = held == self.kind and any(self.path.glob(CHECKPOINT_PREFIX[self.kind] + "*"))
         hint = ", --resume to continue the run in it" if resumable else ""
         raise AdvlmError(
@@ -146,12 +186,16 @@ class OutputFolder:
     def _entries(self) -> set[str]:
         return {p.name for p in self.path.iterdir() if p.name != LOCK_FILE and not p.name.startswith(WRITE_TEST)}
 
-    def clean_up(self, keep_checkpoints: bool) -> None:
-        """Remove what this run created (module doc)."""
-        prefix = CHECKPOINT_PREFIX[self.kind]
+    def clean_up(self) -> None:
+        """Remove what this run created but its complete checkpoints (module doc)."""
         for name in self._entries() - self._before:
-            if not (keep_checkpoints and name.startswith(prefix)):
+            if not self._is_complete_checkpoint(name):
                 _remove(self.path / name)
+
+    def _is_complete_checkpoint(self, name: str) -> bool:
+        if self.kind == PRE_TRAINING:
+            return name == CHECKPOINT_PREFIX[PRE_TRAINING]  # replaced atomically: never torn
+        return name.startswith(CHECKPOINT_PREFIX[FINE_TUNING]) and (self.path / name / COMPLETE_FILE).is_file()
 
     def release(self) -> None:
         if self._lock_fd is None:

@@ -131,14 +131,17 @@ class AdversarialTrainer(Trainer):
         """The Trainer's checkpoint, refused for non-finite weights, marked complete once written; the
         rotation (`save_total_limit`) runs after the mark, so the previous checkpoint survives a kill."""
         checkpoints.assert_finite(self.model, self.state.global_step)
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
         keep, self.args.save_total_limit = self.args.save_total_limit, None
         try:
             super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                checkpoints.mark_complete(folder, {"step": self.state.global_step, **self.checkpoint_info})
+        except Exception as e:  # a full disk, a folder made read-only: torch and safetensors raise their own kinds
+            raise checkpoints.save_failed(folder, e) from e
         finally:
             self.args.save_total_limit = keep
         if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            checkpoints.mark_complete(folder, {"step": self.state.global_step, **self.checkpoint_info})
             checkpoints.rotate(folder.parent, keep, self.state.best_model_checkpoint)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:

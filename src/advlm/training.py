@@ -25,7 +25,7 @@ import yaml
 from transformers import TrainingArguments, set_seed
 
 from advlm import atomic
-from advlm.checkpoints import checkpoint_info, latest_checkpoint
+from advlm.checkpoints import checkpoint_info, resumable
 from advlm.config import TrainConfig, check_same_settings
 from advlm.errors import AdvlmError, RunFailed
 from advlm.methods import build_method
@@ -50,6 +50,7 @@ RESUMABLE_CHANGES = {
     "robustness_eps",
     "robustness_steps",
     "robustness_samples",
+    "allow_changed_data",
 }
 
 
@@ -215,8 +216,12 @@ def run_training(cfg: TrainConfig, callbacks: tuple = (), **trainer_overrides: A
     `TrainerCallback`s; `trainer_overrides` override `TrainingArguments`."""
     task, method, tokenizer, model, train_ds, dev_ds = prepare(cfg)
     out = Path(cfg.output_dir)
-    with OutputFolder(out, FINE_TUNING, overwrite=cfg.overwrite, resume=cfg.resume):
-        resume_from = resume_point(cfg, method) if cfg.resume else None
+    inputs = {"--train-file": cfg.train_file, "--eval-file": cfg.eval_file, "--data-dir": cfg.data_dir}
+    if cfg.model and Path(cfg.model).exists():  # a local folder, not a hub id
+        inputs["--model"] = cfg.model
+    with OutputFolder(out, FINE_TUNING, overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs):
+        data = data_fingerprints(train_ds, dev_ds)
+        resume_from = resume_point(cfg, method, data) if cfg.resume else None
         args = training_arguments(cfg, task.primary_metric, task.greater_is_better, **trainer_overrides)
         trainer = AdversarialTrainer(
             model=model,
@@ -230,7 +235,7 @@ def run_training(cfg: TrainConfig, callbacks: tuple = (), **trainer_overrides: A
             preprocess_logits_for_metrics=task.reduce,
             callbacks=list(callbacks),
         )
-        trainer.checkpoint_info = {"settings": cfg.to_dict()}
+        trainer.checkpoint_info = {"settings": cfg.to_dict(), "data": data}
         start = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         metrics = run_metrics(cfg, task, trainer, result, time.perf_counter() - start, len(train_ds), len(dev_ds))
@@ -242,16 +247,36 @@ def run_training(cfg: TrainConfig, callbacks: tuple = (), **trainer_overrides: A
         return metrics
 
 
-def resume_point(cfg: TrainConfig, method) -> Path:
-    """The checkpoint `--resume` continues from: the latest complete one, made with the same settings. A
-    method that replays batches (FreeAT) resumes only from the end of an epoch: the Trainer's skipping of
-    the epoch's first batches does not know of the replays."""
+def data_fingerprints(train_ds, dev_ds) -> dict[str, str]:
+    return {"train": train_ds.fingerprint(), "eval": dev_ds.fingerprint()}
+
+
+def resume_point(cfg: TrainConfig, method, data: dict[str, str]) -> Path:
+    """The checkpoint `--resume` continues from: the newest complete one whose files are intact (a damaged newer
+    one is passed over, saying why), made with the same settings and on the same data (`data`: this run's
+    fingerprints; `allow_changed_data` lets it go on with other data). A method that replays batches (FreeAT)
+    resumes only from the end of an epoch: the Trainer's skipping of the epoch's first batches does not know
+    of the replays."""
     out = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(out)
+    checkpoint, damaged = resumable(out)
     if checkpoint is None:
+        if damaged:
+            raise AdvlmError(
+                f"--resume: {damaged[0]}; no intact checkpoint is left to resume from: start afresh with --overwrite"
+            )
         finished = " (it holds a finished run)" if (out / "metrics.json").is_file() else ""
         raise AdvlmError(f"--resume: {out} has no complete checkpoint to resume from{finished}; drop --resume")
-    check_same_settings(checkpoint_info(checkpoint).get("settings", {}), cfg.to_dict(), RESUMABLE_CHANGES, checkpoint)
+    for problem in damaged:
+        logger.warning("--resume: %s; resuming from %s instead", problem, checkpoint.name)
+    info = checkpoint_info(checkpoint)
+    check_same_settings(info.get("settings", {}), cfg.to_dict(), RESUMABLE_CHANGES, checkpoint)
+    changed = [split for split, digest in (info.get("data") or {}).items() if data.get(split) != digest]
+    if changed and not cfg.allow_changed_data:
+        shown = " and ".join(f"{'training' if s == 'train' else 'evaluation'} data" for s in changed)
+        raise AdvlmError(
+            f"--resume: the {shown} differ from what {checkpoint} was trained on (a changed file, --data-dir or "
+            "slice); resume on the same data, or pass --allow-changed-data to continue on these"
+        )
     epoch = json.loads((checkpoint / "trainer_state.json").read_text()).get("epoch") or 0
     if method.optimizer_steps_per_batch > 1 and epoch != int(epoch):
         raise AdvlmError(

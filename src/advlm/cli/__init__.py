@@ -1,5 +1,6 @@
 """`advlm` command line: one module per subcommand; bad input exits 2 with a one-line error, a run that fails
-(diverges) exits 1 with one, Ctrl-C exits 130."""
+(diverges, or its disk fills up) exits 1 with one, Ctrl-C exits 130 and SIGTERM (a scheduler's preemption) 143,
+both after keeping the last complete checkpoint and saying how to resume."""
 
 from __future__ import annotations
 
@@ -44,10 +45,23 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C's KeyboardInterrupt is: the same clean-up follows."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import signal
+    import threading
+
     from advlm.host_memory import keep_freed_memory
 
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     keep_freed_memory()  # a process-wide malloc setting: the program's to make, not the library's
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -64,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as e:
         print(f"advlm: failed: {e}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("advlm: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("advlm: interrupted", file=sys.stderr)
         return 130
@@ -72,8 +89,28 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
         return 0
+    except OSError as e:  # what no check before the work could foresee: a full disk, a folder made read-only
+        print(f"advlm: failed: {os_error_line(e)}", file=sys.stderr)
+        return 1
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         _leave_process_group()
+
+
+def os_error_line(e: OSError) -> str:
+    """An operating-system error as one line: what failed, on which file, and what to do."""
+    import errno
+
+    where = f" ({e.filename})" if e.filename else ""
+    fix = {
+        errno.ENOSPC: "free some space and run again (a training run continues with --resume)",
+        errno.EACCES: "check the permissions of that path",
+        errno.EPERM: "check the permissions of that path",
+        errno.EROFS: "write to a folder on a writable file system",
+        errno.ENAMETOOLONG: "choose a shorter name",
+    }.get(e.errno, "check the path and run again")
+    return f"{e.strerror or e}{where}; {fix}"
 
 
 def _leave_process_group() -> None:

@@ -22,7 +22,12 @@ def from_registry() -> list[dict]:
     for name in list_methods():
         cls = method_class(name)
         params = [
-            {"name": f.name, "default": f.default, "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")}
+            {
+                "name": f.name,
+                "default": f.default,
+                "help": f.metadata.get("help", ""),
+                "choices": f.metadata.get("choices"),
+            }
             for f in cls.hyperparameters()
         ]
         summary = (cls.__doc__ or "").strip().splitlines()[0]

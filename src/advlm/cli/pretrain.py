@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 
 def add_parser(sub) -> None:
@@ -17,13 +18,24 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from advlm.pretraining.pretrain import PretrainConfig, run_pretraining
 
     names = {f.name for f in dataclasses.fields(PretrainConfig)}
     cfg = PretrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     cfg.validate()
-    summary = run_pretraining(cfg)
+    try:
+        summary = run_pretraining(cfg)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say how to continue from the checkpoint kept
+        from pathlib import Path
+
+        from advlm.pretraining.pretrain import CHECKPOINT
+
+        if (Path(cfg.output_dir) / CHECKPOINT).is_file():
+            print(
+                f"advlm: {Path(cfg.output_dir) / CHECKPOINT} is kept: the same command with --resume continues from it",
+                file=sys.stderr,
+            )
+        raise
     print(
         f"{summary['steps']} steps on {summary['chunks']} chunks from {summary['lines']} lines "
         f"({summary['lines_split']} lines longer than {cfg.max_length} tokens were split); "

@@ -9,6 +9,7 @@ as rows of padding).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,16 @@ class TokenizedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.features[i]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the features (what training reads): a changed label, text or file gives another one."""
+        digest = hashlib.sha256()
+        for feature in self.features:
+            for key in sorted(feature):
+                value = feature[key]
+                digest.update(key.encode())
+                digest.update(value.numpy().tobytes() if isinstance(value, torch.Tensor) else repr(value).encode())
+        return digest.hexdigest()
 
 
 @dataclass

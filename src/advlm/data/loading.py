@@ -6,12 +6,15 @@ is missing, empty or not UTF-8 text is a one-line error naming it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from advlm.errors import AdvlmError
+from advlm.paths import file_problem, folder_problem
 
 DATA_ENV = "ADVLM_DATA_DIR"
 
@@ -32,14 +35,16 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
             f"set ${DATA_ENV}"
         )
     path = Path(data_dir).expanduser()
-    if not path.is_dir():
-        raise AdvlmError(f"data directory {path} does not exist; pass --data-dir with the folder of the task's data")
+    problem = folder_problem(path)
+    if problem:
+        raise AdvlmError(f"data directory {path} {problem}; pass --data-dir with the folder of the task's data")
     return path
 
 
 def check_data_file(file: Path) -> Path:
-    if not file.is_file():
-        raise AdvlmError(f"data file {file} does not exist; check the path")
+    problem = file_problem(file)
+    if problem:
+        raise AdvlmError(f"data file {file} {problem}; check the path")
     if file.stat().st_size == 0:
         raise AdvlmError(f"data file {file} is empty; point to a file with examples")
     return file
@@ -47,11 +52,21 @@ def check_data_file(file: Path) -> Path:
 
 def read_lines(file: Path) -> list[str]:
     """The file's lines without line ends (a byte-order mark stripped); an error naming it if not UTF-8."""
+    with _opened(file) as f:
+        return [line.rstrip("\r\n") for line in f]
+
+
+@contextlib.contextmanager
+def _opened(file: Path) -> Iterator:
+    """The file open as UTF-8 text (a byte-order mark skipped, line ends kept for csv); reading errors as one
+    line naming it."""
     try:
         with open(file, encoding="utf-8-sig", newline="") as f:
-            return [line.rstrip("\r\n") for line in f]
+            yield f
     except UnicodeDecodeError as e:
         raise AdvlmError(f"{file} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise AdvlmError(f"cannot read {file}: {e.strerror}") from None
 
 
 def read_jsonl(file: Path) -> list[tuple[int, dict]]:
@@ -71,14 +86,24 @@ def read_jsonl(file: Path) -> list[tuple[int, dict]]:
 
 
 def read_table(file: Path, delimiter: str = ",") -> list[tuple[int, dict]]:
-    """A CSV (or, with a tab delimiter, a TSV with quoting off) with a header row."""
-    lines = read_lines(file)
+    """A CSV (or, with a tab delimiter, a TSV with quoting off) with a header row; each row with the line it
+    starts on (a quoted field may hold line breaks, which stay in its text)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
-    rows = [(i, row) for i, row in enumerate(reader, start=2)]
-    for i, row in rows:
-        if None in row or any(v is None for v in row.values()):
-            raise AdvlmError(f"{file}:{i}: expected {len(reader.fieldnames or [])} columns as in the header row")
+    rows = []
+    with _opened(file) as f:
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        try:
+            header = next(reader, None) or []
+            end = reader.line_num
+            for cells in reader:
+                start, end = end + 1, reader.line_num
+                if not cells:
+                    continue  # a blank line
+                if len(cells) != len(header):
+                    raise AdvlmError(f"{file}:{start}: expected {len(header)} columns as in the header row")
+                rows.append((start, dict(zip(header, cells))))
+        except csv.Error as e:
+            raise AdvlmError(f"{file}:{reader.line_num}: not valid CSV ({e})") from None
     return rows
 
 

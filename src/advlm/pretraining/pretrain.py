@@ -26,7 +26,7 @@ from advlm.errors import AdvlmError, RunFailed
 from advlm.output_folder import PRE_TRAINING, OutputFolder
 from advlm.pretraining import masking
 from advlm.pretraining.corpus import Chunk, encode, glue_corpus, read_lines
-from advlm.pretraining.settings import MASKINGS, OBJECTIVES, PretrainConfig
+from advlm.pretraining.settings import PretrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 # settings a resumed run may change: they do not change what is trained
@@ -103,7 +103,11 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     if not chunks:
         raise AdvlmError(f"the corpus {cfg.corpus} has no tokens")
     out = Path(cfg.output_dir)
-    with OutputFolder(out, PRE_TRAINING, overwrite=cfg.overwrite, resume=cfg.resume):
+    inputs = {"--corpus": None if cfg.corpus == "glue" else cfg.corpus, "--model-config": cfg.model_config}
+    inputs["--data-dir"] = cfg.data_dir
+    if cfg.model and Path(cfg.model).exists():  # a local folder, not a hub id
+        inputs["--model"] = cfg.model
+    with OutputFolder(out, PRE_TRAINING, overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs):
         state = load_checkpoint(cfg) if cfg.resume else None
         torch.manual_seed(cfg.seed)
         model = build_model(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass
 
-from advlm.config import check_settings, setting
+from advlm.config import check_not_both_overwrite_and_resume, check_settings, setting
 
 OBJECTIVES = ("mlm", "electra")
 MASKINGS = ("bert", "wwm", "ngram", "macbert")
@@ -39,7 +39,7 @@ class PretrainConfig:
     steps: int = setting(1000, "optimizer steps", "positive")
     warmup_ratio: float = setting(0.06, "fraction of steps for the linear warm-up", "fraction")
     save_every: int = setting(200, "write checkpoint.pt every N steps (--resume continues from it)", "positive")
-    seed: int = setting(42, "random seed")
+    seed: int = setting(42, "random seed", "seed")
     rtd_weight: float = setting(50.0, "ELECTRA's weight of the replaced-token-detection loss", "nonnegative")
     generator_layers: int | None = setting(
         None, "ELECTRA generator depth (unset: a third of the discriminator's)", "positive", int
@@ -50,3 +50,4 @@ class PretrainConfig:
 
     def validate(self) -> None:
         check_settings(self)
+        check_not_both_overwrite_and_resume(self)
