@@ -17,6 +17,7 @@ INT_MAX = 2**31 - 1  # no count, size or length of a run comes near it; beyond i
 CHECKS = {
     "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)", "pass a seed from 0 to 4294967295"),
     "positive": (lambda v: v > 0, "must be positive", "pass a value > 0"),
+    "epochs": (lambda v: 0 < v <= 1e6, "must be in (0, 1e6]", "pass a positive number of epochs"),
     "nonnegative": (lambda v: v >= 0, "must be >= 0", "pass 0 or more"),
     "fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)", "pass a fraction below 1"),
 }
@@ -51,14 +52,13 @@ def check_settings(settings: Any) -> None:
             raise AdvlmError(
                 f"unknown {f.name.replace('_', ' ')} {value!r} ({flag}); choose one of: {', '.join(choices)}"
             )
+        check = f.metadata.get("check")
+        if check is not None and not (value is None and f.default is None):
+            ok, problem, fix = CHECKS[check]
+            if value is None or not ok(value):
+                raise AdvlmError(f"{flag} {problem}, got {value}; {fix}")
         if isinstance(value, int) and not isinstance(value, bool) and value > INT_MAX:
             raise AdvlmError(f"{flag} {value} is too large; pass at most {INT_MAX}")
-        check = f.metadata.get("check")
-        if check is None or (value is None and f.default is None):
-            continue
-        ok, problem, fix = CHECKS[check]
-        if value is None or not ok(value):
-            raise AdvlmError(f"{flag} {problem}, got {value}; {fix}")
 
 
 @dataclass
@@ -90,7 +90,7 @@ class TrainConfig:
     method: str = setting("vanilla", "training method (see `advlm list`)")
     method_args: dict[str, Any] = setting({}, "the method's hyper-parameters", flag=False)
     model: str | None = setting(None, "local Hugging Face model folder or hub id (unset: the packaged MiniLM)")
-    output_dir: str = setting("runs/advlm", "run directory: model, config.yaml, metrics.json")
+    output_dir: str = setting("runs/advlm", "run directory: model, config.yaml, metrics.json (required by advlm train)")
     overwrite: bool = setting(False, "replace the contents of a non-empty --output-dir (else it is refused)")
     resume: bool = setting(
         False, "continue the killed or interrupted run in --output-dir from its last complete checkpoint"
@@ -107,7 +107,7 @@ class TrainConfig:
         None, "your own training file instead of the task's (.jsonl/.csv/.tsv; CoNLL; SQuAD .json)"
     )
     eval_file: str | None = setting(None, "your own evaluation file instead of the task's dev split")
-    epochs: float = setting(3.0, "training epochs", "positive")
+    epochs: float = setting(3.0, "training epochs", "epochs")
     lr: float = setting(2e-5, "peak learning rate (AdamW, linear warm-up and decay)", "positive")
     batch_size: int = setting(32, "training batch size per process", "positive")
     eval_batch_size: int = setting(128, "evaluation batch size", "positive")
@@ -277,7 +277,10 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 def split_settings(settings: dict[str, Any], method_fields: set[str]) -> tuple[dict, dict]:
     """(run settings, method hyper-parameters); unknown keys are an error naming them."""
-    run, method = {}, dict(settings.pop("method_args", None) or {})
+    given = settings.pop("method_args", None) or {}
+    if not isinstance(given, dict):
+        raise AdvlmError(f"setting 'method_args' must be a mapping of names to values, got {given!r}")
+    run, method = {}, dict(given)
     known = config_fields()
     for key, value in settings.items():
         if key in known:

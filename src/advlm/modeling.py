@@ -95,7 +95,7 @@ def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=local or _offline())
     except (OSError, ValueError) as e:
-        raise _load_error(name_or_path, local, e) from None
+        raise load_error(name_or_path, local, e) from None
 
 
 def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, **kwargs) -> nn.Module:
@@ -109,7 +109,7 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as e:
-        raise _load_error(name_or_path, local, e) from None
+        raise load_error(name_or_path, local, e) from None
     task.check_config(config)
     if trained:
         check_trained_head(config, task, name_or_path)
@@ -120,6 +120,8 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
         model = load_lora(load_model(base_model_of(source), task), source)
         check_finite_weights(model, name_or_path)
         return model
+    if local:
+        check_weights_file(source, name_or_path)
     auto = getattr(transformers, task.auto_class)
     try:
         model, info = auto.from_pretrained(
@@ -134,7 +136,7 @@ def load_model(name_or_path: str | None, task: TaskKind, trained: bool = False, 
     except AdvlmError:
         raise
     except Exception as e:  # noqa: BLE001 - a torn or foreign weights file fails in many ways; one line for all
-        raise _load_error(name_or_path, local, e) from None
+        raise load_error(name_or_path, local, e) from None
     if trained:
         check_finite_weights(model, name_or_path)
     if trained and info.get("missing_keys"):
@@ -169,13 +171,59 @@ def max_positions(config) -> int | None:
     return n
 
 
-def check_max_length(config, max_length: int, name: str | None = None) -> None:
+WEIGHTS_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+)
+
+
+def check_weights_file(folder: str, name: str | None) -> None:
+    """A local model folder holds weights: without them transformers' error names internals, not the fix."""
+    if not any((Path(folder) / f).is_file() for f in WEIGHTS_FILES):
+        raise AdvlmError(
+            f"model folder {name or folder} has no weights file ({' or '.join(WEIGHTS_FILES[:2])}); pass a folder "
+            "saved with save_pretrained, or a finished advlm run"
+        )
+
+
+def check_fits(config, tokenizer, max_length: int, name: str | None = None) -> None:
+    """The model can read what the tokenizer makes at `max_length`: within its positions, with room for text
+    beside the special tokens, and with an embedding row for every id the tokenizer gives."""
+    check_max_length(config, max_length, name)
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    if max_length < special + 2:
+        raise AdvlmError(
+            f"--max-length {max_length} leaves no room for text: the tokenizer adds {special} special tokens to a "
+            f"pair of texts; pass --max-length {special + 2} or more"
+        )
+    rows = getattr(config, "vocab_size", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise AdvlmError(
+            f"{name or 'the model'}'s tokenizer has {len(tokenizer)} ids but its embedding table only {rows} rows "
+            "(vocabulary sizes differ): pass the tokenizer the model was trained with, saved in its folder"
+        )
+
+
+def align_padding(model: nn.Module, tokenizer) -> None:
+    """A model whose config names no padding id (GPT-2, Llama) gets the one batches are padded with
+    (`advlm.data.collate.make_collator`: the tokenizer's pad, else its end-of-text id): a decoder's
+    sequence-classification head finds each example's last real token by it, and refuses batches without it."""
+    if getattr(model.config, "pad_token_id", None) is None:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad is not None:
+            model.config.pad_token_id = pad
+
+
+def check_max_length(config, max_length: int, name: str | None = None, flag: str = "--max-length") -> None:
     """`--max-length` within the model's positions: beyond them a forward fails with a shape error."""
     limit = max_positions(config)
     if limit is not None and max_length > limit:
         raise AdvlmError(
-            f"--max-length {max_length} is longer than {name or 'the model'} can read ({limit} positions); pass "
-            f"--max-length {limit} or less"
+            f"{flag} {max_length} is longer than {name or 'the model'} can read ({limit} positions); pass "
+            f"{flag} {limit} or less"
         )
 
 
@@ -214,7 +262,7 @@ def check_input_embeddings(model: nn.Module) -> nn.Embedding:
     return emb
 
 
-def _load_error(name: str | None, local: bool, e: Exception) -> AdvlmError:
+def load_error(name: str | None, local: bool, e: Exception) -> AdvlmError:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if local:
         torn = "; is the weights file complete?" if "Safetensor" in type(e).__name__ else ""

@@ -23,6 +23,7 @@ Only the main process of a multi-process run (RANK 0 or unset) takes the folder;
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -92,12 +93,18 @@ class OutputFolder:
             self.release()
 
     def claim(self) -> None:
-        if self.path.exists() and not self.path.is_dir():
+        try:
+            exists = self.path.exists()
+            self._check_inputs()
+        except OSError as e:  # a name too long, a link loop
+            raise AdvlmError(f"--output-dir {self.path}: {e.strerror}; choose another folder") from None
+        if exists and not self.path.is_dir():
             raise AdvlmError(f"--output-dir {self.path} is a file, not a folder; choose a folder")
+        if exists:
+            self._refuse_contents()  # before the lock file touches a folder that is refused anyway
         self._make_folders()
         self._lock()
         try:
-            self._check_inputs()
             self._check_writable()
             self._check_contents()
         except BaseException:
@@ -108,11 +115,12 @@ class OutputFolder:
 
     def _make_folders(self) -> None:
         missing = [p for p in [self.path, *self.path.parents] if not p.exists()]
+        self._created = missing  # innermost first
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            self._remove_created_folders()
             raise AdvlmError(f"cannot create --output-dir {self.path}: {e.strerror}; choose another folder") from None
-        self._created = missing  # innermost first
 
     def _lock(self) -> None:
         lock = self.path / LOCK_FILE
@@ -154,7 +162,8 @@ class OutputFolder:
                     "(and --overwrite delete it): choose another --output-dir"
                 )
 
-    def _check_contents(self) -> None:
+    def _refuse_contents(self) -> None:
+        """Refuse what the folder holds, as the flags stand (module doc); changes nothing."""
         entries = self._entries()
         if not entries:
             return
@@ -171,8 +180,6 @@ class OutputFolder:
                     f"--output-dir {self.path} holds files of no advlm run ({shown}); --overwrite replaces only a "
                     f"{self.kind} run's folder: choose another folder, or empty this one yourself"
                 )
-            for name in entries:
-                _remove(self.path / name)
             return
         if self.resume:
             return  # the caller checks that there is a checkpoint to resume from
@@ -182,6 +189,13 @@ class OutputFolder:
             f"--output-dir {self.path} is not empty ({shown}); pass --overwrite to replace its contents{hint}, or "
             "choose another folder"
         )
+
+    def _check_contents(self) -> None:
+        """Under the lock: refuse as `_refuse_contents` does, else empty the folder for `overwrite`."""
+        self._refuse_contents()
+        if self.overwrite:
+            for name in self._entries():
+                _remove(self.path / name)
 
     def _entries(self) -> set[str]:
         return {p.name for p in self.path.iterdir() if p.name != LOCK_FILE and not p.name.startswith(WRITE_TEST)}
@@ -210,8 +224,10 @@ class OutputFolder:
         for folder in self._created:
             try:
                 folder.rmdir()
-            except OSError:
-                return
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENAMETOOLONG):
+                    continue  # never made (the mkdir failed there): its parents may have been
+                return  # not empty: neither are its parents
 
 
 def _remove(path: Path) -> None:

@@ -29,7 +29,7 @@ from advlm.checkpoints import checkpoint_info, resumable
 from advlm.config import TrainConfig, check_same_settings
 from advlm.errors import AdvlmError, RunFailed
 from advlm.methods import build_method
-from advlm.modeling import check_max_length, load_model, load_tokenizer
+from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
 from advlm.output_folder import FINE_TUNING, OutputFolder
 from advlm.tasks import TASKS, TaskKind, get_task
 from advlm.trainer import AdversarialTrainer
@@ -178,7 +178,8 @@ def prepare(cfg: TrainConfig):
     tokenizer = load_tokenizer(cfg.model)
     set_seed(cfg.seed)  # the new head is drawn here: the same seed must give the same head
     model = load_model(cfg.model, task)
-    check_max_length(model.config, cfg.max_length, cfg.model)
+    check_fits(model.config, tokenizer, cfg.max_length, cfg.model)
+    align_padding(model, tokenizer)
     if cfg.peft == "lora":
         from advlm.adapters import add_lora
 

@@ -93,13 +93,26 @@ def load_grid(name_or_path: str, folder: Path = GRIDS_DIR) -> Grid:
     if not path.is_file():
         known = ", ".join(grid_names(folder)) or f"none: no {folder}/ under {Path.cwd()}"
         raise AdvlmError(f"no grid file {path}; pass a grid YAML file, or the name of one in {folder}/ ({known})")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise AdvlmError(f"grid file {path} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise AdvlmError(f"grid file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     allowed = {f.name for f in dataclasses.fields(Grid)} - {"name"}
     unknown = sorted(set(data) - allowed) if isinstance(data, dict) else ["(not a mapping)"]
     missing = sorted({"tasks", "methods", "seeds"} - set(data)) if not unknown else []
     if unknown or missing:
         problem = f"unknown keys {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
         raise AdvlmError(f"grid file {path}: {problem}; its keys are {', '.join(sorted(allowed))}")
+    for key, kind in (("tasks", str), ("methods", str), ("seeds", int)):
+        values = data[key]
+        if not isinstance(values, list) or not values or not all(type(v) is kind for v in values):
+            what = "integers" if kind is int else "names"
+            raise AdvlmError(f"grid file {path}: {key} must be a non-empty list of {what}, got {values!r}")
+    for key in set(data) - {"tasks", "methods", "seeds"}:
+        if data[key] is not None and not isinstance(data[key], dict):
+            raise AdvlmError(f"grid file {path}: {key} must be a mapping, got {data[key]!r}")
     return Grid(name=path.stem, **data)
 
 

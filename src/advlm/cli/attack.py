@@ -57,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     from advlm import atomic
     from advlm.cli.options import eval_examples, format_table, write_json
-    from advlm.modeling import check_max_length, load_model, load_tokenizer
+    from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.attack import attack_example, embedding_vectors, glove_vectors, model_predictor, summarize
 
     task = check_args(args)
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task, trained=True).to("cuda" if torch.cuda.is_available() else "cpu")
-    check_max_length(model.config, args.max_length, args.model)
+    check_fits(model.config, tokenizer, args.max_length, args.model)
+    align_padding(model, tokenizer)
     examples = eval_examples(task, args)
     require_task_order(model, task)
     vectors = glove_vectors() if args.source == "glove" else embedding_vectors(model, tokenizer)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from advlm.cli.options import nonnegative_int, positive_int
+
     p = sub.add_parser("bench", help="run a benchmark grid and the cost table", description=__doc__)
     p.add_argument(
         "--grid",
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_const", const="quick", dest="grid", help="same as --grid quick")
     p.add_argument("--tasks", nargs="+", help="run only these of the grid's tasks (default: all)")
     p.add_argument("--methods", nargs="+", help="run only these of the grid's methods (default: all)")
-    p.add_argument("--seeds", nargs="+", type=int, help="run only these of the grid's seeds (default: all)")
+    p.add_argument("--seeds", nargs="+", type=nonnegative_int, help="run only these of the grid's seeds (default: all)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); bf16 on cuda")
     p.add_argument("--results", default="benchmarks/results", help="results root (default: benchmarks/results)")
     p.add_argument("--docs", help="where the report goes (default: report.md in the results root)")
@@ -33,14 +35,18 @@ def add_parser(sub) -> None:
         help="the cost table's rows: method names, each optionally with settings, e.g. smart,bregman=false "
         "(default: every method)",
     )
-    p.add_argument("--cost-batch-size", type=int, help="cost batch size (default: 32 on GPU, 8 on CPU)")
-    p.add_argument("--cost-seq-len", type=int, default=128, help="cost sequence length (default: 128)")
+    p.add_argument("--cost-batch-size", type=positive_int, help="cost batch size (default: 32 on GPU, 8 on CPU)")
+    p.add_argument("--cost-seq-len", type=positive_int, default=128, help="cost sequence length (default: 128)")
     p.add_argument(
-        "--cost-turns", type=int, help="measured turns, one step of each method per turn (default: 100 GPU, 20 CPU)"
+        "--cost-turns",
+        type=positive_int,
+        help="measured turns, one step of each method per turn (default: 100 GPU, 20 CPU)",
     )
     p.add_argument("--data-dir", help="folder of the tasks' data")
     p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
-    p.add_argument("--jobs", type=int, default=1, help="grid runs at once, in worker processes (default: 1)")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="grid runs at once, in worker processes (default: 1)"
+    )
     p.set_defaults(func=run)
 
 
@@ -53,18 +59,50 @@ def cost_settings(args: argparse.Namespace, gpu: bool) -> dict:
     }
 
 
-def measure_cost(args: argparse.Namespace, device: str, env: dict, cost_file: Path) -> None:
-    """The cost table's measurements into `cost_file`."""
-    from advlm.bench.cost import CostKind, measure_costs
+def cost_kinds(args: argparse.Namespace) -> list:
+    """The cost table's rows, each method and setting checked now, before any work (vanilla first: the ratios'
+    denominator)."""
+    from advlm.bench.cost import CostKind
+    from advlm.errors import AdvlmError
     from advlm.methods import list_methods
 
-    names = args.cost_methods or list_methods()
-    kinds = [CostKind.parse("method:" + name) for name in names]
+    kinds = [CostKind.parse("method:" + name) for name in (args.cost_methods or list_methods())]
+    for kind in kinds:
+        try:
+            kind.build()
+        except AdvlmError as e:
+            raise AdvlmError(f"--cost-methods {kind.label.removeprefix('method:')}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise AdvlmError(f"--cost-methods {kind.label.removeprefix('method:')}: {e}; write NAME,key=value") from None
     if kinds[0].method != "vanilla":
-        kinds.insert(0, CostKind("vanilla"))  # the ratios' denominator
+        kinds.insert(0, CostKind("vanilla"))
+    return kinds
+
+
+def measure_cost(args: argparse.Namespace, kinds: list, device: str, env: dict, cost_file: Path) -> None:
+    """The cost table's measurements into `cost_file` (written whole or not at all); a table in which every row
+    failed is a failure and leaves an earlier file as it was."""
+    from advlm import atomic
+    from advlm.bench.cost import measure_costs
+    from advlm.errors import RunFailed
+
     settings = cost_settings(args, device == "cuda")
     cost = {"settings": settings, "environment": env, **measure_costs(kinds, settings, device, args.model)}
-    cost_file.write_text(json.dumps(cost, indent=2))
+    measured = [row for row in cost["results"] if "error" not in row]
+    if not measured:
+        errors = "; ".join(f"{row['kind']}: {row['error']}" for row in cost["results"])
+        raise RunFailed(f"the cost table measured nothing ({errors}); {cost_file} is left as it was")
+    atomic.write_text(cost_file, json.dumps(cost, indent=2))
+
+
+def check_cost_shape(args: argparse.Namespace) -> None:
+    """The cost batch fits the model: its sequence length within the model's positions."""
+    from transformers import AutoConfig
+
+    from advlm.modeling import check_max_length, resolve_model
+
+    model, _ = resolve_model(args.model)
+    check_max_length(AutoConfig.from_pretrained(model), args.cost_seq_len, model, flag="--cost-seq-len")
 
 
 def print_tables(results: Path, cost_file: Path) -> None:
@@ -86,9 +124,16 @@ def run(args: argparse.Namespace) -> int:
     from advlm.bench.report import plot_folder, write_docs
     from advlm.errors import AdvlmError
 
-    grid = load_grid(args.grid).only(args.tasks, args.methods, args.seeds) if not args.render_only else None
-    if args.jobs < 1:
-        raise AdvlmError(f"--jobs must be at least 1, got {args.jobs}")
+    wants_grid = not (args.render_only or args.skip_quality)
+    grid = load_grid(args.grid).only(args.tasks, args.methods, args.seeds) if wants_grid else None
+    from advlm.paths import folder_problem
+
+    problem = Path(args.results).exists() and folder_problem(args.results)
+    if problem:
+        raise AdvlmError(f"--results {args.results} {problem}; pass the results folder")
+    kinds = cost_kinds(args) if not (args.render_only or args.skip_cost) else []
+    if kinds:
+        check_cost_shape(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise AdvlmError("--device cuda but no CUDA device is visible; use --device cpu")
@@ -99,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if grid and not args.skip_quality:
         run_grid(grid, results, args.data_dir, args.model, jobs=args.jobs)
     if not args.render_only and not args.skip_cost:
-        measure_cost(args, device, env, cost_file)
+        measure_cost(args, kinds, device, env, cost_file)
     # plots for this hardware; with --render-only, for every hardware folder (results copied from elsewhere)
     for folder in sorted(p for p in Path(args.results).iterdir() if p.is_dir()) if args.render_only else [results]:
         plot_folder(folder)

@@ -25,14 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from advlm.cli.options import check_output_file, eval_examples, format_table, task_from_args, write_json
     from advlm.errors import AdvlmError
     from advlm.evaluation import evaluate
-    from advlm.modeling import check_max_length, load_model, load_tokenizer
+    from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
     from advlm.training import subset
 
     task = task_from_args(args)
     check_output_file(args.output, "--output")
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, task, trained=True)
-    check_max_length(model.config, args.max_length, args.model)
+    check_fits(model.config, tokenizer, args.max_length, args.model)
+    align_padding(model, tokenizer)
     warn_other_task(args.model, task.name)
     if args.advglue:
         from advlm.robustness.advglue import load_advglue

@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
 
 
 REQUIRED = ("task", "method", "seed", "eval", "steps", "train_runtime_s")
+TYPES = {"task": str, "method": str, "seed": int, "eval": dict, "steps": int, "train_runtime_s": (int, float)}
 
 
 def load_metrics(path: str) -> dict:
@@ -26,14 +27,19 @@ def load_metrics(path: str) -> dict:
     if not file.is_file():
         raise AdvlmError(f"{path} has no metrics.json; {unfinished_run_hint(Path(path))}")
     try:
-        metrics = json.loads(file.read_text())
+        metrics = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AdvlmError(
-            f"{file} is not valid JSON ({getattr(e, 'msg', e)}); pass a metrics.json of advlm train"
-        ) from None
+        reason = f"not UTF-8 text (byte {e.start})" if isinstance(e, UnicodeDecodeError) else f"invalid JSON: {e.msg}"
+        raise AdvlmError(f"{file} is not an advlm train metrics.json ({reason}); pass a run folder of advlm train") from None
+    except OSError as e:
+        raise AdvlmError(f"cannot read {file}: {e.strerror}") from None
     missing = [k for k in REQUIRED if not isinstance(metrics, dict) or k not in metrics]
     if missing:
         raise AdvlmError(f"{file} is not an advlm train metrics.json (no {', '.join(missing)})")
+    wrong = [k for k, kind in TYPES.items() if not isinstance(metrics[k], kind) or isinstance(metrics[k], bool)]
+    if wrong or not all(isinstance(v, (int, float)) for v in metrics["eval"].values()):
+        shown = ", ".join(wrong) or "eval's values"
+        raise AdvlmError(f"{file} is not an advlm train metrics.json ({shown} of the wrong type)")
     return metrics
 
 

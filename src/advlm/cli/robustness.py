@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from advlm.cli.options import eval_examples, format_table, task_from_args, write_json
-    from advlm.modeling import check_max_length, load_model, load_tokenizer
+    from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
     from advlm.robustness.advglue import require_task_order
     from advlm.robustness.loss_increase import compare
 
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     models = {}
     for i, path in enumerate(args.models):  # the same folder twice stays two rows
         model = load_model(path, task, trained=True).to(device)
-        check_max_length(model.config, args.max_length, path)
+        check_fits(model.config, tokenizer, args.max_length, path)
+        align_padding(model, tokenizer)
         models[path if path not in models else f"{path} ({i + 1})"] = model
     if task.kind == "classification":
         for model in models.values():

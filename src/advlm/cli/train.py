@@ -47,14 +47,17 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     given = {k: v for k, v in vars(args).items() if k not in ("func", "config", "command")}
     settings = read_yaml(args.config) if args.config else {}
     method_name = given.get("method") or settings.get("method") or "vanilla"
+    if not isinstance(method_name, str):
+        raise AdvlmError(f"setting 'method' must be text (a method's name), got {method_name!r}")
     fields = {f.name for f in method_class(method_name).hyperparameters()}
     run_settings, method_args = split_settings(settings, fields)
     for key, value in given.items():
         (run_settings if key in config_fields() else method_args)[key] = value
+    if "output_dir" not in run_settings:
+        where = "--output-dir or output_dir in the --config file" if args.config else "--output-dir"
+        raise AdvlmError(f"--output-dir is required (where the run's model and metrics.json go): pass {where}")
     cfg = TrainConfig(**run_settings)
     cfg.method_args = {**cfg.method_args, **method_args}
-    if not args.config and "output_dir" not in given:
-        raise AdvlmError("--output-dir is required (where the run's model and metrics.json go)")
     return cfg
 
 

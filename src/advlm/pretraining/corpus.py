@@ -22,9 +22,12 @@ class Chunk:
 
 
 def read_lines(path: str | Path, max_lines: int | None = None) -> list[str]:
+    from advlm.paths import file_problem
+
     file = Path(path)
-    if not file.is_file():
-        raise AdvlmError(f"corpus file {file} does not exist; pass a text file with one sentence per line or 'glue'")
+    problem = file_problem(file)
+    if problem:
+        raise AdvlmError(f"corpus file {file} {problem}; pass a text file with one sentence per line or 'glue'")
     raw = file.read_bytes()
     if not raw.strip():
         raise AdvlmError(f"corpus file {file} is empty; it needs one sentence or document per line")

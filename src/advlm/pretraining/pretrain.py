@@ -75,22 +75,36 @@ def model_config(cfg: PretrainConfig):
 
 
 def build_model(cfg: PretrainConfig):
-    from advlm.modeling import resolve_model
+    """The model to pre-train: from `model_config` (random weights), else the `model` folder's weights; an
+    encoder with a masked-LM head (ELECTRA's generator and discriminator come from it too)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    from advlm.modeling import check_weights_file, load_error, resolve_model
     from advlm.pretraining.electra import Electra
 
+    config = model_config(cfg)
+    if config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise AdvlmError(
+            f"{cfg.model_config or cfg.model or 'the model'} is a {config.model_type} model, which has no masked-LM "
+            "head: pre-training (MLM, MacBERT, ELECTRA) needs an encoder such as BERT, RoBERTa or ELECTRA"
+        )
     if cfg.model_config:
-        config = AutoConfig.from_pretrained(cfg.model_config)
         if cfg.objective == "electra":
             return Electra.from_config(config, cfg.generator_layers or 1, cfg.rtd_weight)
         return AutoModelForMaskedLM.from_config(config)
-    source, _ = resolve_model(cfg.model)
-    if cfg.objective == "electra":
-        return Electra.from_pretrained(source, cfg.generator_layers, cfg.rtd_weight)
-    return AutoModelForMaskedLM.from_pretrained(source)
+    source, local = resolve_model(cfg.model)
+    if local:
+        check_weights_file(source, cfg.model)
+    try:
+        if cfg.objective == "electra":
+            return Electra.from_pretrained(source, cfg.generator_layers, cfg.rtd_weight)
+        return AutoModelForMaskedLM.from_pretrained(source)
+    except Exception as e:  # noqa: BLE001 - a torn or foreign weights file fails in many ways; one line for all
+        raise load_error(cfg.model, local, e) from None
 
 
 def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
-    from advlm.modeling import check_max_length, load_tokenizer
+    from advlm.modeling import check_fits, load_tokenizer
     from advlm.pretraining.similar import build_similar
 
     cfg.validate()
@@ -98,7 +112,7 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     lines = (
         glue_corpus(cfg.data_dir)[: cfg.max_lines] if cfg.corpus == "glue" else read_lines(cfg.corpus, cfg.max_lines)
     )
-    check_max_length(model_config(cfg), cfg.max_length, cfg.model_config or cfg.model)
+    check_fits(model_config(cfg), tokenizer, cfg.max_length, cfg.model_config or cfg.model)
     chunks, split = encode(lines, tokenizer, cfg.max_length, cfg.language)
     if not chunks:
         raise AdvlmError(f"the corpus {cfg.corpus} has no tokens")
@@ -107,10 +121,10 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     inputs["--data-dir"] = cfg.data_dir
     if cfg.model and Path(cfg.model).exists():  # a local folder, not a hub id
         inputs["--model"] = cfg.model
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)  # before the folder is taken: a model that cannot load leaves nothing behind
     with OutputFolder(out, PRE_TRAINING, overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs):
         state = load_checkpoint(cfg) if cfg.resume else None
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg)
         similar = None
         if cfg.masking == "macbert":
             embeddings_owner = model.discriminator if cfg.objective == "electra" else model

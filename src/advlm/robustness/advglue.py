@@ -21,13 +21,18 @@ ADVGLUE_TASKS = ("sst2", "qqp", "mnli", "mnli-mm", "qnli", "rte")
 
 
 def load_advglue(path: str | Path, task: Task) -> list[Example]:
+    from advlm.paths import file_problem
+
     file = Path(path)
-    if not file.is_file():
-        raise AdvlmError(f"AdvGLUE file {file} does not exist")
+    problem = file_problem(file)
+    if problem:
+        raise AdvlmError(f"AdvGLUE file {file} {problem}; pass an AdvGLUE JSON file to --advglue")
     if task.name not in ADVGLUE_TASKS:
         raise AdvlmError(f"AdvGLUE has no task '{task.name}'; it covers {', '.join(ADVGLUE_TASKS)}")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise AdvlmError(f"AdvGLUE file {file} is not UTF-8 text (byte {e.start}); expected one JSON object") from None
     except json.JSONDecodeError as e:
         raise AdvlmError(f"{file} is not valid JSON ({e.msg} at line {e.lineno}); expected one JSON object") from None
     if not isinstance(data, dict):

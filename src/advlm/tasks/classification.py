@@ -65,6 +65,11 @@ class ClassificationTask(TaskKind):
             if split != "train":
                 raise AdvlmError(f"{self.name}: the label names are read from the training file; load it first")
             self.label_names = sorted_labels(str(label).strip() for _, _, label in rows)
+            if len(self.label_names) < 2:
+                raise AdvlmError(
+                    f"{self.name}: the training data hold only one class ({', '.join(self.label_names)}); a "
+                    "classifier needs examples of two or more"
+                )
         return [Example(texts, self.parse_label(label, where)) for where, texts, label in rows]
 
     def read(self, file: Path) -> list[tuple[str, tuple[str, ...], Any]]:
@@ -90,6 +95,11 @@ class ClassificationTask(TaskKind):
                 raise AdvlmError(
                     f"{where}: no '{self.label_field}' field; every example needs a label "
                     "(--label-field names the field that holds it)"
+                )
+            if isinstance(label, bool):
+                raise AdvlmError(
+                    f"{where}: label {str(label).lower()} is a JSON true/false; write the class as a name "
+                    '("yes") or an id (1)'
                 )
             out.append((where, tuple(str(row[name]) for name in self.text_fields), label))
         return out
