@@ -146,3 +146,14 @@ def test_collator_matches_the_tokenizers_padding(tokenizer, side, task, labels):
     assert ours.keys() == theirs.keys()
     for key in ours:
         assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+
+
+def test_a_quoted_line_break_stays_in_the_text_and_later_lines_are_numbered_right(tmp_path):
+    """A CSV field may hold a line break inside quotes: it is part of the text ("film\\nsecond", not
+    "filmsecond"), and an error further down names the line the bad row starts on."""
+    good = _write(tmp_path / "sst.csv", 'sentence,label\n"a film\nsecond line",1\nbad,0\n')
+    examples = load_split(get_task("sst2"), "train", path=good)
+    assert [e.texts[0] for e in examples] == ["a film\nsecond line", "bad"]
+    bad = _write(tmp_path / "bad.csv", 'sentence,label\n"a film\nsecond line",1\nok,0\nno label here\n')
+    with pytest.raises(AdvlmError, match=r"bad\.csv:5: expected 2 columns"):
+        load_split(get_task("sst2"), "train", path=bad)
