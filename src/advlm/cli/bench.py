@@ -44,9 +44,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--data-dir", help="folder of the tasks' data")
     p.add_argument("--model", help="model folder (default: the packaged MiniLM)")
-    p.add_argument(
-        "--jobs", type=positive_int, default=1, help="grid runs at once, in worker processes (default: 1)"
-    )
+    p.add_argument("--jobs", type=positive_int, default=1, help="grid runs at once, in worker processes (default: 1)")
     p.set_defaults(func=run)
 
 
@@ -73,7 +71,9 @@ def cost_kinds(args: argparse.Namespace) -> list:
         except AdvlmError as e:
             raise AdvlmError(f"--cost-methods {kind.label.removeprefix('method:')}: {e}") from None
         except (TypeError, ValueError) as e:
-            raise AdvlmError(f"--cost-methods {kind.label.removeprefix('method:')}: {e}; write NAME,key=value") from None
+            raise AdvlmError(
+                f"--cost-methods {kind.label.removeprefix('method:')}: {e}; write NAME,key=value"
+            ) from None
     if kinds[0].method != "vanilla":
         kinds.insert(0, CostKind("vanilla"))
     return kinds

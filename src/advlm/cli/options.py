@@ -10,7 +10,6 @@ from pathlib import Path
 
 from advlm.errors import AdvlmError
 
-
 # Beyond these no flag has a meaning here, and torch or numpy fail obscurely (an index past sys.maxsize, a radius
 # past float32's range)
 INT_MAX, FLOAT_MAX = 2**31 - 1, 1e30
@@ -26,7 +25,9 @@ def _number(kind: type, test, wanted: str):
             raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
         limit = INT_MAX if kind is int else FLOAT_MAX
         if abs(value) > limit:
-            raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {limit if kind is int else f'{limit:g}'})")
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is too large (at most {limit if kind is int else f'{limit:g}'})"
+            )
         return value
 
     parse.__name__ = wanted  # argparse names the type in its message

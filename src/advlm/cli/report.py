@@ -30,7 +30,9 @@ def load_metrics(path: str) -> dict:
         metrics = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         reason = f"not UTF-8 text (byte {e.start})" if isinstance(e, UnicodeDecodeError) else f"invalid JSON: {e.msg}"
-        raise AdvlmError(f"{file} is not an advlm train metrics.json ({reason}); pass a run folder of advlm train") from None
+        raise AdvlmError(
+            f"{file} is not an advlm train metrics.json ({reason}); pass a run folder of advlm train"
+        ) from None
     except OSError as e:
         raise AdvlmError(f"cannot read {file}: {e.strerror}") from None
     missing = [k for k in REQUIRED if not isinstance(metrics, dict) or k not in metrics]
