@@ -206,3 +206,54 @@ def test_a_cost_table_that_measured_nothing_or_was_refused_keeps_the_old_one(tmp
     assert "the cost table measured nothing" in capsys.readouterr().err
     assert old.read_text() == '{"results": [{"kind": "method:vanilla", "median_s": 1.0}]}'
     assert not [p for p in old.parent.iterdir() if p.name != "cost.json"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only file system (a tmpfs mounted ro): unwritable even for root, who ignores permissions."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)]).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield ro
+    subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_read_only_places_are_refused_before_the_work(read_only_folder, tiny_model_dir, glue_dir, capsys):
+    ro = read_only_folder
+    common = ["--task", "rte", "--data-dir", str(glue_dir), "--max-eval-samples", "4"]
+    cases = {
+        "eval": ["eval", *common, "--model", str(tiny_model_dir), "--output", str(ro / "m.json")],
+        "attack": ["attack", *common, "--model", str(tiny_model_dir), "--save", str(ro / "a.jsonl")],
+        "robustness": ["robustness", *common, "--models", str(tiny_model_dir), "--output", str(ro / "r.json")],
+        "train": ["train", *common, "--model", str(tiny_model_dir), "--output-dir", str(ro / "run")],
+    }
+    for command, argv in cases.items():
+        assert main(argv) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Read-only file system" in err[0] and "cannot" in err[0], (command, err)
+
+
+def test_unreadable_files_are_one_line(tmp_path, tiny_model_dir, glue_dir, capsys, monkeypatch):
+    """As root nothing is unreadable by its permissions: the read itself is made to fail."""
+    import builtins
+
+    data = tmp_path / "dev.jsonl"
+    data.write_text('{"sentence1": "a", "sentence2": "b", "label": "entailment"}\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    refused = {str(data), str(run / "metrics.json")}
+
+    def check(file) -> None:
+        if str(file) in refused:
+            raise PermissionError(13, "Permission denied", str(file))
+
+    real_open, real_path_open = builtins.open, Path.open
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: check(file) or real_open(file, *a, **k))
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: check(self) or real_path_open(self, *a, **k))
+    evaluate = ["eval", "--task", "rte", "--model", str(tiny_model_dir), "--eval-file", str(data)]
+    for argv, what in ((evaluate, str(data)), (["report", str(run)], "metrics.json")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Permission denied" in err[0] and what in err[0], err

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from advlm import atomic
-from advlm.errors import RunFailed
+from advlm.errors import Diverged, RunFailed
 from advlm.output_folder import COMPLETE_FILE
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -137,7 +137,7 @@ def assert_finite(model: nn.Module, step: int) -> None:
     """`RunFailed` naming the step and the parameter when the model's weights are not all finite."""
     name = nonfinite_parameter(model)
     if name is not None:
-        raise RunFailed(
+        raise Diverged(
             f"training diverged by step {step}: the weights are not finite (first: {name}); nothing was saved as "
             "a result. Try a lower --lr, --max-grad-norm 1, or check the data for extreme values"
         )

@@ -9,3 +9,8 @@ class AdvlmError(ValueError):
 
 class RunFailed(RuntimeError):
     """A run that started but failed (a non-finite loss or weights): nothing it made is reported as a result."""
+
+
+class Diverged(RunFailed):
+    """A run whose loss or weights turned non-finite: its checkpoints would only diverge again when resumed with
+    the same settings (which resuming requires), so its output folder keeps none of what it made."""

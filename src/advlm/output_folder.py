@@ -14,8 +14,9 @@ and before anything is written:
   fine-tuning) or files of no advlm run is refused, and so is one that holds the run's own inputs (its data
   files, its model folder: `inputs`), whatever the flags;
 - if the run fails, only what it created is removed: the entries that were not there when it took the folder,
-  except complete checkpoints (a full disk or a crash must leave the last one to resume from), and the
-  folders it created if they are then empty. What was there before, or what another run finished, is never
+  except complete checkpoints (a full disk, a crash or an interrupt must leave the last one to resume from;
+  a run that diverged keeps none: resumed with the same settings it would diverge again), and the folders it
+  created if they are then empty. What was there before, or what another run finished, is never
   touched.
 
 Only the main process of a multi-process run (RANK 0 or unset) takes the folder; the others write nothing.
@@ -30,7 +31,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from advlm.errors import AdvlmError
+from advlm.errors import AdvlmError, Diverged
 
 LOCK_FILE = ".advlm.lock"
 WRITE_TEST = ".advlm-write-test-"
@@ -88,7 +89,7 @@ class OutputFolder:
             return
         try:
             if exc_type is not None:
-                self.clean_up()
+                self.clean_up(keep_checkpoints=not issubclass(exc_type, Diverged))
         finally:
             self.release()
 
@@ -200,10 +201,11 @@ class OutputFolder:
     def _entries(self) -> set[str]:
         return {p.name for p in self.path.iterdir() if p.name != LOCK_FILE and not p.name.startswith(WRITE_TEST)}
 
-    def clean_up(self) -> None:
-        """Remove what this run created but its complete checkpoints (module doc)."""
+    def clean_up(self, keep_checkpoints: bool = True) -> None:
+        """Remove what this run created but its complete checkpoints (module doc); a run that diverged keeps
+        none (`Diverged`)."""
         for name in self._entries() - self._before:
-            if not self._is_complete_checkpoint(name):
+            if not (keep_checkpoints and self._is_complete_checkpoint(name)):
                 _remove(self.path / name)
 
     def _is_complete_checkpoint(self, name: str) -> bool:

@@ -23,7 +23,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from advlm import atomic, checkpoints
-from advlm.errors import RunFailed
+from advlm.errors import Diverged
 from advlm.methods import AdversarialMethod, build_method
 
 logger = logging.getLogger(__name__)
@@ -170,13 +170,13 @@ class _StopOnDivergence(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            raise RunFailed(
+            raise Diverged(
                 f"training diverged at step {state.global_step}: the training loss is {loss}; nothing was saved "
                 f"as a result. Try a lower --lr (now {args.learning_rate:g}), --max-grad-norm 1, or check the "
                 "data for extreme values"
             )
         if (logs or {}).get("adv/skipped", 0) >= 1:
-            raise RunFailed(
+            raise Diverged(
                 f"training diverged by step {state.global_step}: every step since the last log had a non-finite "
                 "loss, which the method's NaN guard skipped, so nothing was learnt. Try a lower --lr or a "
                 "smaller perturbation (--step-size, --eps)"

@@ -27,7 +27,7 @@ from transformers import TrainingArguments, set_seed
 from advlm import atomic
 from advlm.checkpoints import checkpoint_info, resumable
 from advlm.config import TrainConfig, check_same_settings
-from advlm.errors import AdvlmError, RunFailed
+from advlm.errors import AdvlmError, Diverged, RunFailed
 from advlm.methods import build_method
 from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
 from advlm.output_folder import FINE_TUNING, OutputFolder
@@ -244,7 +244,10 @@ def run_training(cfg: TrainConfig, callbacks: tuple = (), **trainer_overrides: A
         if cfg.robustness:
             metrics["robustness"] = measure_robustness(cfg, task, trainer.model, tokenizer, dev_ds)
         if trainer.is_world_process_zero():
-            write_results(trainer, out, cfg, metrics)
+            try:
+                write_results(trainer, out, cfg, metrics)
+            except Exception as e:  # a full disk, a folder made read-only: torch and safetensors raise their own kinds
+                raise results_failed(out, e) from e
         return metrics
 
 
@@ -292,7 +295,7 @@ def check_finished(metrics: dict[str, Any]) -> None:
     for key in ("train_loss", "eval_loss"):
         value = metrics.get(key)
         if value is not None and not math.isfinite(value):
-            raise RunFailed(
+            raise Diverged(
                 f"training diverged: the {key.replace('_', ' ')} is {value} after {metrics['steps']} steps; nothing "
                 "was saved as a result. Try a lower --lr, --max-grad-norm 1, or check the data for extreme values"
             )
@@ -309,6 +312,14 @@ def write_results(trainer: AdversarialTrainer, out: Path, cfg: TrainConfig, metr
     atomic.write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     for checkpoint in out.glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def results_failed(out: Path, error: BaseException) -> RunFailed:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+    return RunFailed(
+        f"the run trained but its results could not be written into {out} ({type(error).__name__}: {reason}); its "
+        "checkpoints are kept: free the space (or fix the folder), then continue with --resume"
+    )
 
 
 def run_metrics(cfg: TrainConfig, task, trainer, result, runtime: float, train_size: int, dev_size: int) -> dict:

@@ -111,8 +111,10 @@ def load_grid(name_or_path: str, folder: Path = GRIDS_DIR) -> Grid:
             what = "integers" if kind is int else "names"
             raise AdvlmError(f"grid file {path}: {key} must be a non-empty list of {what}, got {values!r}")
     for key in set(data) - {"tasks", "methods", "seeds"}:
-        if data[key] is not None and not isinstance(data[key], dict):
-            raise AdvlmError(f"grid file {path}: {key} must be a mapping, got {data[key]!r}")
+        kind = bool if key == "robustness" else dict
+        if data[key] is not None and not isinstance(data[key], kind):
+            what = "true or false" if kind is bool else "a mapping"
+            raise AdvlmError(f"grid file {path}: {key} must be {what}, got {data[key]!r}")
     return Grid(name=path.stem, **data)
 
 

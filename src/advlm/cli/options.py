@@ -46,11 +46,21 @@ def check_output_file(path: str | None, flag: str) -> None:
     """An output file's place, checked before the work that fills it: not a folder, in an existing folder."""
     if path is None:
         return
+    import os
+
     target = Path(path)
     if target.is_dir():
         raise AdvlmError(f"{flag} {path} is a folder; pass a file name")
     if not target.parent.is_dir():
         raise AdvlmError(f"{flag} {path}: the folder {target.parent} does not exist; create it first")
+    probe = target.with_name(f".{target.name}.advlm-write-test-{os.getpid()}")
+    try:  # the folder takes a new file (where the result is written, then renamed into place)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise AdvlmError(
+            f"{flag} {path}: cannot write into {target.parent} ({e.strerror}); choose another place"
+        ) from None
 
 
 def field_specs(fields: list[dataclasses.Field]) -> list[dict]:

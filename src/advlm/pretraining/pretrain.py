@@ -22,7 +22,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, get_linear_schedule_w
 
 from advlm import atomic
 from advlm.config import check_same_settings
-from advlm.errors import AdvlmError, RunFailed
+from advlm.errors import AdvlmError, Diverged
 from advlm.output_folder import PRE_TRAINING, OutputFolder
 from advlm.pretraining import masking
 from advlm.pretraining.corpus import Chunk, encode, glue_corpus, read_lines
@@ -207,7 +207,7 @@ def train_steps(
         tokens += int(batch["attention_mask"].sum())
         history.append({k: float(v.detach()) for k, v in record.items()} | {"step": step + 1})
         if not math.isfinite(history[-1]["loss"]):
-            raise RunFailed(
+            raise Diverged(
                 f"pre-training diverged at step {step + 1}: the loss is {history[-1]['loss']}; nothing was saved "
                 f"as a result. Try a lower --lr (now {cfg.lr:g})"
             )
