@@ -257,3 +257,16 @@ def test_unreadable_files_are_one_line(tmp_path, tiny_model_dir, glue_dir, capsy
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "Permission denied" in err[0] and what in err[0], err
+
+
+def test_a_changed_corpus_is_refused_on_pretraining_resume_unless_allowed(tmp_path, tiny_model_dir, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"sentence number {i} about a cat and a dog\n" for i in range(40)))
+    cfg = dict(output_dir=str(tmp_path / "run"), model=str(tiny_model_dir), corpus=str(corpus), steps=6,
+               save_every=2, batch_size=4, max_length=32, progress=False)  # fmt: skip
+    done = subprocess.run([sys.executable, str(HELPER), "4", *flags(cfg, "pretrain")], capture_output=True, text=True)
+    assert done.returncode == 143, done.stderr[-2000:]
+    corpus.write_text(corpus.read_text().replace("cat", "bird"))
+    assert main([*flags(cfg, "pretrain"), "--resume"]) == 2
+    assert "the corpus differs from what" in capsys.readouterr().err
+    assert main([*flags(cfg, "pretrain"), "--resume", "--allow-changed-data"]) == 0

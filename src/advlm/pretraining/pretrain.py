@@ -8,6 +8,7 @@ the output folder is held as fine-tuning's is (`OutputFolder`). The output folde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -30,7 +31,7 @@ from advlm.pretraining.settings import PretrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 # settings a resumed run may change: they do not change what is trained
-RESUMABLE_CHANGES = {"output_dir", "progress", "resume", "overwrite", "save_every", "data_dir"}
+RESUMABLE_CHANGES = {"output_dir", "progress", "resume", "overwrite", "save_every", "data_dir", "allow_changed_data"}
 
 
 class Masker:
@@ -124,13 +125,14 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)  # before the folder is taken: a model that cannot load leaves nothing behind
     with OutputFolder(out, PRE_TRAINING, overwrite=cfg.overwrite, resume=cfg.resume, inputs=inputs):
-        state = load_checkpoint(cfg) if cfg.resume else None
+        data = corpus_fingerprint(chunks)
+        state = load_checkpoint(cfg, data) if cfg.resume else None
         similar = None
         if cfg.masking == "macbert":
             embeddings_owner = model.discriminator if cfg.objective == "electra" else model
             similar = build_similar(cfg.similar, embeddings_owner, tokenizer)
         masker = Masker(cfg, tokenizer, similar)
-        history, tokens_per_s = train_steps(cfg, model, masker, chunks, out, state)
+        history, tokens_per_s = train_steps(cfg, model, masker, chunks, out, state, data)
         summary = {
             "config": asdict(cfg),
             "lines": len(lines),
@@ -146,8 +148,17 @@ def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
         return summary
 
 
-def load_checkpoint(cfg: PretrainConfig) -> dict[str, Any]:
-    """The checkpoint `--resume` continues from, made with the same settings (else an error naming them)."""
+def corpus_fingerprint(chunks: list[Chunk]) -> str:
+    """SHA-256 of the chunks' token ids: what the run trains on, whatever file or folder they came from."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(repr(chunk.ids).encode())
+    return digest.hexdigest()
+
+
+def load_checkpoint(cfg: PretrainConfig, data: str) -> dict[str, Any]:
+    """The checkpoint `--resume` continues from, made with the same settings (else an error naming them) on the
+    same corpus (`data`: its fingerprint; `allow_changed_data` lets it go on with another)."""
     path = Path(cfg.output_dir) / CHECKPOINT
     if not path.is_file():
         finished = " (it holds a finished run)" if (path.parent / "pretrain_metrics.json").is_file() else ""
@@ -163,6 +174,11 @@ def load_checkpoint(cfg: PretrainConfig) -> dict[str, Any]:
             f"--resume: {path} was made by an older advlm and cannot be resumed exactly; start afresh with --overwrite"
         )
     check_same_settings(state["settings"], asdict(cfg), RESUMABLE_CHANGES, path)
+    if state.get("data", data) != data and not cfg.allow_changed_data:
+        raise AdvlmError(
+            f"--resume: the corpus differs from what {path} was trained on (a changed file or --data-dir); resume "
+            "on the same corpus, or pass --allow-changed-data to continue on this one"
+        )
     return state
 
 
@@ -177,7 +193,13 @@ def write_results(model, tokenizer, cfg: PretrainConfig, out: Path, summary: dic
 
 
 def train_steps(
-    cfg: PretrainConfig, model, masker: Masker, chunks: list, out: Path, state: dict[str, Any] | None = None
+    cfg: PretrainConfig,
+    model,
+    masker: Masker,
+    chunks: list,
+    out: Path,
+    state: dict[str, Any] | None = None,
+    data: str = "",
 ) -> tuple[list[dict], float]:
     """The training loop, from `state` (a checkpoint) when given, checkpointed every `save_every` steps:
     (every step's losses, tokens per second)."""
@@ -215,7 +237,7 @@ def train_steps(
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             saved = {name: part.state_dict() for name, part in parts.items()}
             extra = {"step": step + 1, "history": history, "macbert_counts": dict(masker.counts)}
-            saved |= extra | {"random": random_states(randoms), "settings": asdict(cfg)}
+            saved |= extra | {"random": random_states(randoms), "settings": asdict(cfg), "data": data}
             atomic.torch_save(saved, out / CHECKPOINT)
     elapsed = time.perf_counter() - t0
     return history, tokens / elapsed if elapsed else 0.0

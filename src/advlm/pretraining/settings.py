@@ -20,6 +20,9 @@ class PretrainConfig:
     )
     overwrite: bool = setting(False, "replace the contents of a non-empty --output-dir (else it is refused)")
     resume: bool = setting(False, "continue the killed or interrupted run in --output-dir from its checkpoint.pt")
+    allow_changed_data: bool = setting(
+        False, "with --resume: continue even though the corpus differs from what the checkpoint was trained on"
+    )
     objective: str = setting("mlm", "training objective", choices=OBJECTIVES)
     masking: str = setting("bert", "which tokens to mask and how", choices=MASKINGS)
     corpus: str = setting(
