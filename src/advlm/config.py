@@ -57,7 +57,7 @@ def check_settings(settings: Any) -> None:
             ok, problem, fix = CHECKS[check]
             if value is None or not ok(value):
                 raise AdvlmError(f"{flag} {problem}, got {value}; {fix}")
-        if isinstance(value, int) and not isinstance(value, bool) and value > INT_MAX:
+        if isinstance(value, int) and not isinstance(value, bool) and value > INT_MAX and check != "seed":
             raise AdvlmError(f"{flag} {value} is too large; pass at most {INT_MAX}")
 
 
