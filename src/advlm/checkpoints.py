@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from advlm import atomic
-from advlm.errors import Diverged, RunFailed
+from advlm.errors import Diverged, RunFailed, one_line_reason
 from advlm.output_folder import COMPLETE_FILE
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -97,14 +97,13 @@ def save_failed(folder: Path, error: BaseException) -> RunFailed:
     """The run's failure when writing checkpoint `folder` failed: the torn folder is removed (it is never resumed,
     and a full disk needs the room), the last complete one is named."""
     shutil.rmtree(folder, ignore_errors=True)
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
     kept = latest_checkpoint(folder.parent)
     then = (
         f"{kept.name} is kept: free the space (or fix the folder), then continue with --resume"
         if kept
         else "no earlier checkpoint was complete: free the space (or fix the folder) and start again"
     )
-    return RunFailed(f"could not write {folder.name} into {folder.parent} ({type(error).__name__}: {reason}); {then}")
+    return RunFailed(f"could not write {folder.name} into {folder.parent} ({one_line_reason(error)}); {then}")
 
 
 def rotate(run_dir: str | Path, keep: int | None, best: str | None) -> None:

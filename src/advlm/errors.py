@@ -14,3 +14,9 @@ class RunFailed(RuntimeError):
 class Diverged(RunFailed):
     """A run whose loss or weights turned non-finite: its checkpoints would only diverge again when resumed with
     the same settings (which resuming requires), so its output folder keeps none of what it made."""
+
+
+def one_line_reason(error: BaseException) -> str:
+    """An exception as `Type: what happened` on one line (an OSError's own words, else its message's first line)."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no message'}"

@@ -26,7 +26,7 @@ from transformers import TrainingArguments, set_seed
 
 from advlm import atomic
 from advlm.config import TrainConfig
-from advlm.errors import AdvlmError, Diverged, RunFailed
+from advlm.errors import AdvlmError, Diverged, RunFailed, one_line_reason
 from advlm.methods import build_method
 from advlm.modeling import align_padding, check_fits, load_model, load_tokenizer
 from advlm.output_folder import FINE_TUNING, OutputFolder
@@ -260,9 +260,8 @@ def write_results(trainer: AdversarialTrainer, out: Path, cfg: TrainConfig, metr
 
 
 def results_failed(out: Path, error: BaseException) -> RunFailed:
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
     return RunFailed(
-        f"the run trained but its results could not be written into {out} ({type(error).__name__}: {reason}); its "
+        f"the run trained but its results could not be written into {out} ({one_line_reason(error)}); its "
         "checkpoints are kept: free the space (or fix the folder), then continue with --resume"
     )
 
